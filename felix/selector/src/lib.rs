@@ -162,9 +162,13 @@ impl Selector {
     }
 
     fn fmt_child(&self, child: &Selector, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if child.precedence() <= self.precedence() && !matches!(self, Selector::Not(_)) {
-            write!(f, "({child})")
-        } else if matches!(self, Selector::Not(_)) && child.precedence() < 3 {
+        // A negated operand needs parentheses unless it is a primary; an operand of `&&` or
+        // `||` needs them when it binds no tighter than its parent (keeps nesting explicit).
+        let needs_parens = match self {
+            Selector::Not(_) => child.precedence() < 3,
+            _ => child.precedence() <= self.precedence(),
+        };
+        if needs_parens {
             write!(f, "({child})")
         } else {
             write!(f, "{child}")
