@@ -1,5 +1,15 @@
-//! Cross-crate and end-to-end tests.
+//! Test fixtures shared by the crates' tests, and the cross-crate end-to-end tests in this
+//! crate's `tests/` folder.
 //!
-//! Network-namespace topologies, interop with real BGP peers (BIRD 2, FRR, GoBGP) and datastore
-//! servers (etcd) live in this crate's `tests/` folder. Every topology is created and deleted by
-//! the test that uses it and never touches the root namespace.
+//! Every fixture cleans up after itself on drop, failed tests included: processes are killed
+//! by PID, temporary directories removed. Servers listen on loopback only.
+
+pub mod etcd;
+
+/// A free TCP port on 127.0.0.1 (bound then released; good enough for test servers).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}

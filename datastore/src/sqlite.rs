@@ -1,0 +1,411 @@
+//! The embedded SQLite backend: the default for one host and for the lab.
+//!
+//! One database file, shared safely by several processes on a local filesystem: WAL journal,
+//! `busy_timeout`, and `BEGIN IMMEDIATE` for every read-modify-write so writers queue instead of
+//! failing. Each write is one transaction that bumps the global revision, writes the object and
+//! appends to the change log, so a process killed mid-write leaves either all of it or none.
+//! Watches follow the change log table by polling it.
+//!
+//! ```text
+//! meta(name PK, value)                      'revision', 'compacted'
+//! objects(path PK, kind, value, revision)   current state
+//! changes(revision PK, kind, path, op, value)  history for watches (trimmed to HISTORY)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+
+use crate::{Backend, CALL_TIMEOUT, Change, ChangeOp, Error, Key, Kind, Result, Revision, Stored};
+
+/// How many changes are kept for watches to resume from.
+pub const HISTORY: u64 = 100_000;
+/// How often a watch polls the change log.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+struct Inner {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// The SQLite backend.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn unavailable(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Unavailable {
+        endpoint: format!("sqlite:{}", path.display()),
+        reason: e.to_string(),
+    }
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteBackend> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
+        conn.busy_timeout(CALL_TIMEOUT)
+            .map_err(|e| unavailable(&path, e))?;
+        // journal_mode returns a row; query it rather than execute.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| unavailable(&path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(target: "datastore.sqlite", path = %path.display(), mode, "WAL not available");
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous=NORMAL;
+             BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
+             CREATE TABLE IF NOT EXISTS objects (
+                 path TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL,
+                 revision INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS objects_kind ON objects(kind, path);
+             CREATE TABLE IF NOT EXISTS changes (
+                 revision INTEGER PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL,
+                 op TEXT NOT NULL, value TEXT);
+             CREATE INDEX IF NOT EXISTS changes_kind ON changes(kind, revision);
+             COMMIT;",
+        )
+        .map_err(|e| unavailable(&path, e))?;
+        Ok(SqliteBackend {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                path,
+            }),
+        })
+    }
+
+    /// Runs `f` on the connection in a blocking thread, bounded by [`CALL_TIMEOUT`] plus a
+    /// margin (SQLite's own busy timeout fires first).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        let path = inner.path.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut conn = inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        });
+        match tokio::time::timeout(CALL_TIMEOUT + Duration::from_secs(1), task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(Error::Internal(format!("sqlite task failed: {join}"))),
+            Err(_) => Err(unavailable(&path, "timed out")),
+        }
+    }
+
+    fn map_err(path: &Path, e: rusqlite::Error) -> Error {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                unavailable(path, format!("database busy: {e}"))
+            }
+            _ => Error::Internal(format!("sqlite:{}: {e}", path.display())),
+        }
+    }
+
+    /// One write transaction: `check` sees the current revision of the key (None when absent)
+    /// and decides; then the write is applied and logged under a new global revision.
+    async fn write(
+        &self,
+        key: &Key,
+        value: Option<Value>,
+        check: impl FnOnce(Option<Revision>) -> Result<&'static str> + Send + 'static,
+    ) -> Result<Revision> {
+        let path = self.inner.path.clone();
+        let key = key.clone();
+        self.run(move |conn| {
+            let me = |e| Self::map_err(&path, e);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(me)?;
+            let kp = key.path();
+            let current: Option<i64> = tx
+                .query_row("SELECT revision FROM objects WHERE path = ?1", [&kp], |r| r.get(0))
+                .optional()
+                .map_err(me)?;
+            let op = check(current.map(|r| r as Revision))?;
+            let rev: i64 = tx
+                .query_row("UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value", [], |r| r.get(0))
+                .map_err(me)?;
+            let text = value.as_ref().map(Value::to_string);
+            match &text {
+                Some(t) => tx
+                    .execute(
+                        "INSERT INTO objects (path, kind, value, revision) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(path) DO UPDATE SET value = excluded.value, revision = excluded.revision",
+                        params![kp, key.kind.name(), t, rev],
+                    )
+                    .map_err(me)?,
+                None => tx.execute("DELETE FROM objects WHERE path = ?1", [&kp]).map_err(me)?,
+            };
+            tx.execute(
+                "INSERT INTO changes (revision, kind, path, op, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![rev, key.kind.name(), kp, op, text],
+            )
+            .map_err(me)?;
+            if (rev as u64).is_multiple_of(1000) && rev as u64 > HISTORY {
+                let floor = rev - HISTORY as i64;
+                tx.execute("DELETE FROM changes WHERE revision <= ?1", [floor]).map_err(me)?;
+                tx.execute("UPDATE meta SET value = ?1 WHERE name = 'compacted'", [floor]).map_err(me)?;
+            }
+            tx.commit().map_err(me)?;
+            Ok(rev as Revision)
+        })
+        .await
+    }
+
+    /// Trims the change log up to `revision` (for tests of re-listing after compaction).
+    pub async fn compact(&self, revision: Revision) -> Result<()> {
+        let path = self.inner.path.clone();
+        self.run(move |conn| {
+            let me = |e| Self::map_err(&path, e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(me)?;
+            tx.execute(
+                "DELETE FROM changes WHERE revision <= ?1",
+                [revision as i64],
+            )
+            .map_err(me)?;
+            tx.execute(
+                "UPDATE meta SET value = max(value, ?1) WHERE name = 'compacted'",
+                [revision as i64],
+            )
+            .map_err(me)?;
+            tx.commit().map_err(me)
+        })
+        .await
+    }
+
+    async fn changes_after(&self, kind: Kind, after: Revision) -> Result<Vec<Change>> {
+        let path = self.inner.path.clone();
+        self.run(move |conn| {
+            let me = |e| Self::map_err(&path, e);
+            let tx = conn.transaction().map_err(me)?;
+            let compacted: i64 = tx
+                .query_row("SELECT value FROM meta WHERE name = 'compacted'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(me)?;
+            if (after as i64) < compacted {
+                return Err(Error::Compacted {
+                    requested: after,
+                    oldest: compacted as u64 + 1,
+                });
+            }
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT revision, path, op, value FROM changes
+                     WHERE kind = ?1 AND revision > ?2 ORDER BY revision LIMIT 1000",
+                )
+                .map_err(me)?;
+            let rows = stmt
+                .query_map(params![kind.name(), after as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .map_err(me)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (rev, p, op, value) = row.map_err(me)?;
+                let key = Key::from_path(&p)
+                    .ok_or_else(|| Error::Internal(format!("bad path {p} in change log")))?;
+                let parse = |v: Option<String>| -> Result<Value> {
+                    serde_json::from_str(v.as_deref().unwrap_or("null"))
+                        .map_err(|e| Error::Internal(format!("{key}: stored JSON: {e}")))
+                };
+                let op = match op.as_str() {
+                    "create" => ChangeOp::Created(parse(value)?),
+                    "update" => ChangeOp::Modified(parse(value)?),
+                    _ => ChangeOp::Deleted,
+                };
+                out.push(Change {
+                    revision: rev as Revision,
+                    key,
+                    op,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn parse_stored(key: Key, text: &str, revision: i64) -> Result<Stored> {
+    let value = serde_json::from_str(text)
+        .map_err(|e| Error::Internal(format!("{key}: stored JSON: {e}")))?;
+    Ok(Stored {
+        key,
+        value,
+        revision: revision as Revision,
+    })
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn endpoint(&self) -> String {
+        format!("sqlite:{}", self.inner.path.display())
+    }
+
+    async fn get(&self, key: &Key) -> Result<Stored> {
+        let path = self.inner.path.clone();
+        let key = key.clone();
+        self.run(move |conn| {
+            let row: Option<(String, i64)> = conn
+                .query_row(
+                    "SELECT value, revision FROM objects WHERE path = ?1",
+                    [key.path()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| Self::map_err(&path, e))?;
+            match row {
+                Some((text, rev)) => parse_stored(key, &text, rev),
+                None => Err(Error::NotFound {
+                    key: key.to_string(),
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<(Vec<Stored>, Revision)> {
+        let path = self.inner.path.clone();
+        let prefix = match namespace {
+            Some(ns) if kind.namespaced() => format!("{}/{ns}/", kind.plural()),
+            _ => format!("{}/", kind.plural()),
+        };
+        self.run(move |conn| {
+            let me = |e| Self::map_err(&path, e);
+            // One read transaction: the listing and the revision are from the same snapshot.
+            let tx = conn.transaction().map_err(me)?;
+            let rev: i64 = tx
+                .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(me)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT path, value, revision FROM objects WHERE kind = ?1 ORDER BY path",
+                )
+                .map_err(me)?;
+            let rows = stmt
+                .query_map([kind.name()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(me)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (p, text, r) = row.map_err(me)?;
+                if !p.starts_with(&prefix) {
+                    continue;
+                }
+                let key =
+                    Key::from_path(&p).ok_or_else(|| Error::Internal(format!("bad path {p}")))?;
+                out.push(parse_stored(key, &text, r)?);
+            }
+            Ok((out, rev as Revision))
+        })
+        .await
+    }
+
+    async fn create(&self, key: &Key, value: &Value) -> Result<Revision> {
+        let k = key.to_string();
+        self.write(key, Some(value.clone()), move |cur| match cur {
+            Some(_) => Err(Error::AlreadyExists { key: k }),
+            None => Ok("create"),
+        })
+        .await
+    }
+
+    async fn update(&self, key: &Key, value: &Value, expected: Revision) -> Result<Revision> {
+        let k = key.to_string();
+        self.write(key, Some(value.clone()), move |cur| match cur {
+            None => Err(Error::NotFound { key: k }),
+            Some(r) if r != expected => Err(Error::Conflict {
+                key: k,
+                expected,
+                actual: Some(r),
+            }),
+            Some(_) => Ok("update"),
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &Key, expected: Option<Revision>) -> Result<Revision> {
+        let k = key.to_string();
+        self.write(key, None, move |cur| match (cur, expected) {
+            (None, _) => Err(Error::NotFound { key: k }),
+            (Some(r), Some(e)) if r != e => Err(Error::Conflict {
+                key: k,
+                expected: e,
+                actual: Some(r),
+            }),
+            _ => Ok("delete"),
+        })
+        .await
+    }
+
+    async fn changes(
+        &self,
+        kind: Kind,
+        after: Revision,
+    ) -> Result<BoxStream<'static, Result<Change>>> {
+        // Fail now, not in the stream, when the history is already gone.
+        let first = self.changes_after(kind, after).await?;
+        let this = self.clone();
+        let stream = futures::stream::unfold(
+            (this, after, Some(first)),
+            move |(this, last, pending)| async move {
+                let mut batch = match pending {
+                    Some(b) => Ok(b),
+                    None => this.changes_after(kind, last).await,
+                };
+                loop {
+                    match batch {
+                        Ok(b) if b.is_empty() => {
+                            tokio::time::sleep(POLL_INTERVAL).await;
+                            batch = this.changes_after(kind, last).await;
+                        }
+                        Ok(b) => {
+                            let new_last = b.last().map(|c| c.revision).unwrap_or(last);
+                            return Some((
+                                b.into_iter().map(Ok).collect::<Vec<_>>(),
+                                (this, new_last, None),
+                            ));
+                        }
+                        // Hand the error to the watch, which resumes or re-lists; end afterwards.
+                        Err(e) => return Some((vec![Err(e)], (this, Revision::MAX, None))),
+                    }
+                }
+            },
+        );
+        Ok(Box::pin(futures::StreamExt::flat_map(
+            stream,
+            futures::stream::iter,
+        )))
+    }
+}
