@@ -1,5 +1,6 @@
 //! `brindlectl`: Brindle's command-line tool.
 
+mod resources;
 mod validate;
 
 use std::path::PathBuf;
@@ -11,6 +12,14 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "brindlectl", version, about)]
 struct Cli {
+    /// The datastore: sqlite:PATH, etcd:http://HOST:PORT[,...], kubernetes, or memory.
+    #[arg(
+        long,
+        global = true,
+        env = "BRINDLE_DATASTORE",
+        default_value = "sqlite:/var/lib/brindle/brindle.db"
+    )]
+    datastore: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,18 +33,120 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Create or replace resources from manifests (nothing is written if any is invalid).
+    Apply {
+        /// Files or directories; `-` reads stdin.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Create resources from manifests; fails for those that exist.
+    Create {
+        /// Files or directories; `-` reads stdin.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show resources of a kind (ippools, bgppeers, networkpolicies, ...).
+    Get {
+        /// The kind, singular or plural.
+        kind: String,
+        /// One resource's name.
+        name: Option<String>,
+        /// Namespace of namespaced kinds (all namespaces when omitted for lists).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Only resources whose labels match this selector.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = resources::Output::Table)]
+        output: resources::Output,
+    },
+    /// Delete resources by kind and name, or those in manifests.
+    Delete {
+        /// The kind.
+        kind: Option<String>,
+        /// Names.
+        names: Vec<String>,
+        /// Namespace of namespaced kinds (default: default).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Delete what these manifests describe.
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Validate { files } => match validate::run(&files, &mut std::io::stdout()) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(e) => {
-                eprintln!("brindlectl: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Validate { files } => validate::run(&files, &mut std::io::stdout()),
+        other => run_with_datastore(&cli.datastore, other),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("brindlectl: {e:#}");
+            ExitCode::from(2)
+        }
     }
+}
+
+fn run_with_datastore(spec: &str, command: Command) -> anyhow::Result<bool> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        if let Some(path) = spec.strip_prefix("sqlite:")
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let ds = brindle_datastore::open(spec).await?;
+        let out = &mut std::io::stdout();
+        match command {
+            Command::Apply { files } => resources::apply(&ds, &files, false, out).await,
+            Command::Create { files } => resources::apply(&ds, &files, true, out).await,
+            Command::Get {
+                kind,
+                name,
+                namespace,
+                selector,
+                output,
+            } => {
+                resources::get(
+                    &ds,
+                    &kind,
+                    name.as_deref(),
+                    namespace.as_deref(),
+                    selector.as_deref(),
+                    output,
+                    out,
+                )
+                .await
+            }
+            Command::Delete {
+                kind,
+                names,
+                namespace,
+                files,
+            } => {
+                resources::delete(
+                    &ds,
+                    kind.as_deref(),
+                    &names,
+                    namespace.as_deref(),
+                    &files,
+                    out,
+                )
+                .await
+            }
+            Command::Validate { .. } => unreachable!("handled without a datastore"),
+        }
+    })
 }

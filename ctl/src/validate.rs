@@ -39,7 +39,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn read(path: &Path) -> Result<String> {
+pub fn read(path: &Path) -> Result<String> {
     if path.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin()
