@@ -39,7 +39,10 @@ async fn create_counter(ds: &Datastore) {
 }
 
 async fn increment(ds: &Datastore, who: u32) -> brindle_datastore::Result<()> {
-    let policy = RetryPolicy { max_attempts: 10_000, ..RetryPolicy::default() };
+    let policy = RetryPolicy {
+        max_attempts: 10_000,
+        ..RetryPolicy::default()
+    };
     retry_on_conflict(&policy, "counter", || async {
         let mut r = ds.get(&counter_key()).await?;
         if let Resource::IPAMHandle(h) = &mut r {
@@ -53,17 +56,26 @@ async fn increment(ds: &Datastore, who: u32) -> brindle_datastore::Result<()> {
 }
 
 async fn read_counter(ds: &Datastore) -> (u32, Vec<u32>) {
-    let Resource::IPAMHandle(h) = ds.get(&counter_key()).await.unwrap() else { unreachable!() };
-    let tallies = (0..PROCESSES).map(|i| h.spec.block[&tally_key(i)]).collect();
+    let Resource::IPAMHandle(h) = ds.get(&counter_key()).await.unwrap() else {
+        unreachable!()
+    };
+    let tallies = (0..PROCESSES)
+        .map(|i| h.spec.block[&tally_key(i)])
+        .collect();
     (h.spec.block[TOTAL], tallies)
 }
 
 /// Child mode: increment the counter INCREMENTS times.
 #[test]
 fn child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let who: u32 = std::env::var("BRINDLE_CHILD_ID").unwrap().parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let ds = brindle_datastore::open(&spec).await.unwrap();
         for _ in 0..INCREMENTS {
@@ -109,7 +121,10 @@ fn wait_all(children: &mut Reaper, skip: Option<usize>, limit: Duration) {
                 assert!(status.success(), "child {i} failed: {status}");
                 break;
             }
-            assert!(Instant::now() < deadline, "child {i} still running after {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "child {i} still running after {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -132,8 +147,16 @@ async fn run(spec: &str, kill_one: bool) {
     };
     wait_all(&mut children, victim, Duration::from_secs(300));
     let (total, tallies) = read_counter(&ds).await;
-    eprintln!("{spec}: {} increments in {:?}, tallies {tallies:?}", total, started.elapsed());
-    assert_eq!(total, tallies.iter().sum::<u32>(), "torn write: total {total} vs tallies {tallies:?}");
+    eprintln!(
+        "{spec}: {} increments in {:?}, tallies {tallies:?}",
+        total,
+        started.elapsed()
+    );
+    assert_eq!(
+        total,
+        tallies.iter().sum::<u32>(),
+        "torn write: total {total} vs tallies {tallies:?}"
+    );
     for (i, t) in tallies.iter().enumerate() {
         if Some(i) == victim {
             assert!(*t <= INCREMENTS);
@@ -152,13 +175,21 @@ async fn run(spec: &str, kill_one: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_no_lost_updates_across_processes() {
     let dir = tempfile::tempdir().unwrap();
-    run(&format!("sqlite:{}", dir.path().join("c.db").display()), false).await;
+    run(
+        &format!("sqlite:{}", dir.path().join("c.db").display()),
+        false,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_no_torn_state_after_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    run(&format!("sqlite:{}", dir.path().join("c.db").display()), true).await;
+    run(
+        &format!("sqlite:{}", dir.path().join("c.db").display()),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
