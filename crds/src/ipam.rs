@@ -233,3 +233,38 @@ impl Validate for IPReservation {
         }
     }
 }
+
+/// `IPAMConfiguration.spec` (the one named `default`): cluster-wide IPAM behaviour.
+#[derive(
+    CustomResource, Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema,
+)]
+#[kube(
+    group = "brindle.dev",
+    version = "v1",
+    derive = "PartialEq",
+    kind = "IPAMConfiguration",
+    plural = "ipamconfigurations",
+    printcolumn = r#"{"name":"StrictAffinity","type":"boolean","jsonPath":".spec.strictAffinity"}"#,
+    printcolumn = r#"{"name":"MaxBlocksPerHost","type":"integer","jsonPath":".spec.maxBlocksPerHost"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IPAMConfigurationSpec {
+    /// Never borrow addresses from blocks affine to other nodes.
+    #[serde(default)]
+    pub strict_affinity: bool,
+    /// Most blocks one node may claim; unset or 0 means unlimited (Brindle has no hidden cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_blocks_per_host: Option<u32>,
+    /// Claim new blocks when the node's blocks are full (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_allocate_blocks: Option<bool>,
+}
+
+impl Validate for IPAMConfiguration {
+    fn check(&self, c: &mut Collector) {
+        c.metadata(&self.metadata);
+        if self.metadata.name.as_deref() != Some("default") {
+            c.push("metadata.name", "must be 'default'");
+        }
+    }
+}

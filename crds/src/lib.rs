@@ -29,8 +29,8 @@ pub use common::{AsNumber, Port, Protocol};
 pub use document::{DocumentError, SourceDocument, parse_documents, parse_resources};
 pub use felix::{FelixConfiguration, FelixConfigurationSpec};
 pub use ipam::{
-    BlockAffinity, BlockAffinitySpec, IPAMBlock, IPAMBlockSpec, IPAMHandle, IPAMHandleSpec,
-    IPReservation, IPReservationSpec,
+    BlockAffinity, BlockAffinitySpec, IPAMBlock, IPAMBlockSpec, IPAMConfiguration,
+    IPAMConfigurationSpec, IPAMHandle, IPAMHandleSpec, IPReservation, IPReservationSpec,
 };
 pub use ippool::{IPPool, IPPoolSpec};
 pub use node::{Node, NodeSpec};
@@ -183,6 +183,7 @@ resources! {
     IPAMHandle => IPAMHandle, "ipamhandles", false;
     IPReservation => IPReservation, "ipreservations", false;
     FelixConfiguration => FelixConfiguration, "felixconfigurations", false;
+    IPAMConfiguration => IPAMConfiguration, "ipamconfigurations", false;
 }
 
 impl Resource {

@@ -1,0 +1,574 @@
+//! The allocator over the datastore: auto-assignment (affine blocks, then a new block, then
+//! borrowing), fixed addresses, and release by address or handle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use brindle_crds::ipam::AllocationAttribute;
+use brindle_crds::ippool::AllowedUse;
+use brindle_crds::{IPAMBlock, IPPool, Resource};
+use brindle_datastore::{Datastore, Error as DsError, Key, Kind, RetryPolicy, retry_on_conflict};
+use ipnetwork::IpNetwork;
+
+use crate::claim::{Claim, claim, host_affinity, node_blocks};
+use crate::pools::{Candidate, eligible};
+use crate::{Error, Result, attr, block, block_name, handle};
+
+/// Cluster-wide IPAM settings (from the `default` IPAMConfiguration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpamConfig {
+    /// Never borrow from other nodes' blocks.
+    pub strict_affinity: bool,
+    /// Most blocks per node; None = unlimited.
+    pub max_blocks_per_host: Option<u32>,
+    /// Claim new blocks when the node's are full.
+    pub auto_allocate_blocks: bool,
+}
+
+impl Default for IpamConfig {
+    fn default() -> Self {
+        IpamConfig {
+            strict_affinity: false,
+            max_blocks_per_host: None,
+            auto_allocate_blocks: true,
+        }
+    }
+}
+
+/// An allocation request.
+#[derive(Debug, Clone, Default)]
+pub struct AssignArgs {
+    /// The handle (`<network>.<containerID>` for pods).
+    pub handle: String,
+    /// The node asking.
+    pub node: String,
+    /// How many IPv4 addresses (0 or 1 for pods).
+    pub num_v4: u32,
+    /// How many IPv6 addresses.
+    pub num_v6: u32,
+    /// Pools to use for IPv4 (names or CIDRs; the `ipv4pools` annotation); empty = automatic.
+    pub v4_pools: Vec<String>,
+    /// Pools to use for IPv6.
+    pub v6_pools: Vec<String>,
+    /// Extra attributes (namespace, pod, container).
+    pub attrs: BTreeMap<String, String>,
+    /// Unix seconds now (time is passed in; recorded for the leak grace period).
+    pub timestamp: u64,
+}
+
+/// What was handed out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assigned {
+    /// IPv4 addresses.
+    pub v4: Vec<IpAddr>,
+    /// IPv6 addresses.
+    pub v6: Vec<IpAddr>,
+}
+
+/// The allocator. Cheap to clone; every method is safe to call from any number of processes
+/// on any number of nodes at once.
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    ds: Datastore,
+    retry: RetryPolicy,
+}
+
+/// Which blocks an allocation may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Only a block affine to this node.
+    Affine,
+    /// Any block not affine to this node (borrowing).
+    Borrow,
+}
+
+impl Ipam {
+    /// An allocator over a datastore.
+    pub fn new(ds: Datastore) -> Ipam {
+        Ipam {
+            ds,
+            retry: RetryPolicy {
+                max_attempts: 1000,
+                ..RetryPolicy::default()
+            },
+        }
+    }
+
+    /// The datastore.
+    pub fn datastore(&self) -> &Datastore {
+        &self.ds
+    }
+
+    /// The retry policy every compare-and-swap uses.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The cluster's IPAM settings (defaults when no IPAMConfiguration exists).
+    pub async fn config(&self) -> Result<IpamConfig> {
+        match self
+            .ds
+            .get(&Key::new(Kind::IPAMConfiguration, "default"))
+            .await
+        {
+            Ok(Resource::IPAMConfiguration(c)) => Ok(IpamConfig {
+                strict_affinity: c.spec.strict_affinity,
+                max_blocks_per_host: c.spec.max_blocks_per_host.filter(|n| *n > 0),
+                auto_allocate_blocks: c.spec.auto_allocate_blocks.unwrap_or(true),
+            }),
+            Ok(_) | Err(DsError::NotFound { .. }) => Ok(IpamConfig::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// All pools.
+    pub async fn pools(&self) -> Result<Vec<IPPool>> {
+        Ok(self
+            .ds
+            .list(Kind::IPPool, None, None)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                if let Resource::IPPool(p) = r {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Every reserved network (IPReservations).
+    pub async fn reservations(&self) -> Result<Vec<IpNetwork>> {
+        let mut out = Vec::new();
+        for r in self.ds.list(Kind::IPReservation, None, None).await? {
+            if let Resource::IPReservation(res) = r {
+                out.extend(
+                    res.spec
+                        .reserved_cidrs
+                        .iter()
+                        .filter_map(|c| brindle_crds::validate::parse_net(c).ok()),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The node's labels (from its Node resource; empty when it has none).
+    pub async fn node_labels(&self, node: &str) -> Result<BTreeMap<String, String>> {
+        match self.ds.get(&Key::new(Kind::Node, node)).await {
+            Ok(r) => Ok(r.metadata().labels.clone().unwrap_or_default()),
+            Err(DsError::NotFound { .. }) => Ok(BTreeMap::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The blocks affine to `node`.
+    pub async fn node_blocks(&self, node: &str) -> Result<Vec<IpNetwork>> {
+        node_blocks(self, node).await
+    }
+
+    /// Hands out `num_v4` IPv4 and `num_v6` IPv6 addresses under one handle. Either every
+    /// address requested is given, or none is (partial results are released before the error).
+    pub async fn auto_assign(&self, args: &AssignArgs) -> Result<Assigned> {
+        if args.handle.is_empty() || args.node.is_empty() {
+            return Err(Error::Invalid("handle and node are required".into()));
+        }
+        let config = self.config().await?;
+        let pools = self.pools().await?;
+        let reserved = self.reservations().await?;
+        let labels = self.node_labels(&args.node).await?;
+        let mut out = Assigned::default();
+        for (v4, n, requested) in [
+            (true, args.num_v4, &args.v4_pools),
+            (false, args.num_v6, &args.v6_pools),
+        ] {
+            if n == 0 {
+                continue;
+            }
+            let result = match eligible(&pools, v4, &labels, requested, AllowedUse::Workload) {
+                Err(reason) => Err(Error::NoPool {
+                    family: if v4 { 4 } else { 6 },
+                    node: args.node.clone(),
+                    reason,
+                }),
+                Ok(cands) => {
+                    self.assign_family(args, &config, &cands, &reserved, n as usize, v4)
+                        .await
+                }
+            };
+            match result {
+                Ok(ips) if v4 => out.v4 = ips,
+                Ok(ips) => out.v6 = ips,
+                Err(e) => {
+                    // All or nothing: give back what the other family got.
+                    let got: Vec<IpAddr> = out.v4.iter().chain(&out.v6).copied().collect();
+                    if !got.is_empty() {
+                        self.release_ips(&got).await?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        tracing::debug!(target: "ipam.assign", handle = %args.handle, node = %args.node, v4 = ?out.v4, v6 = ?out.v6, "assigned");
+        Ok(out)
+    }
+
+    fn attribute(args: &AssignArgs) -> AllocationAttribute {
+        let mut secondary = args.attrs.clone();
+        secondary.insert(attr::NODE.into(), args.node.clone());
+        secondary.insert(attr::TIMESTAMP.into(), args.timestamp.to_string());
+        AllocationAttribute {
+            handle_id: Some(args.handle.clone()),
+            secondary,
+        }
+    }
+
+    async fn assign_family(
+        &self,
+        args: &AssignArgs,
+        config: &IpamConfig,
+        cands: &[Candidate],
+        reserved: &[IpNetwork],
+        n: usize,
+        v4: bool,
+    ) -> Result<Vec<IpAddr>> {
+        let attr = Self::attribute(args);
+        let mut got: Vec<IpAddr> = Vec::new();
+        let in_pools = |c: &IpNetwork| cands.iter().any(|p| p.net.contains(c.network()));
+        // 1. The node's own blocks.
+        let mine: Vec<IpNetwork> = self
+            .node_blocks(&args.node)
+            .await?
+            .into_iter()
+            .filter(|c| in_pools(c))
+            .collect();
+        for b in &mine {
+            if got.len() >= n {
+                break;
+            }
+            got.extend(
+                self.allocate_in(b, n - got.len(), &attr, reserved, &args.node, Mode::Affine)
+                    .await?,
+            );
+        }
+        // 2. New blocks, while allowed.
+        let mut limit_reason = None;
+        let mut owned = mine.len() as u32;
+        while got.len() < n {
+            if !config.auto_allocate_blocks {
+                limit_reason = Some("autoAllocateBlocks is off".to_string());
+                break;
+            }
+            if let Some(max) = config.max_blocks_per_host
+                && owned >= max
+            {
+                limit_reason = Some(format!("node holds maxBlocksPerHost={max} blocks"));
+                break;
+            }
+            let Some(b) = self
+                .claim_any(&args.node, cands, config.strict_affinity)
+                .await?
+            else {
+                limit_reason = Some("no free block left in the pools".to_string());
+                break;
+            };
+            owned += 1;
+            got.extend(
+                self.allocate_in(&b, n - got.len(), &attr, reserved, &args.node, Mode::Affine)
+                    .await?,
+            );
+        }
+        // 3. Borrow from other nodes' blocks.
+        if got.len() < n && !config.strict_affinity {
+            let mut others: Vec<IpNetwork> = self
+                .blocks()
+                .await?
+                .into_iter()
+                .filter(|b| {
+                    b.spec.affinity.as_deref() != Some(host_affinity(&args.node).as_str())
+                        && !b.spec.strict_affinity
+                })
+                .filter(|b| block::in_use(&b.spec) < b.spec.allocations.len())
+                .filter_map(|b| b.spec.cidr.parse().ok())
+                .filter(|c| in_pools(c))
+                .collect();
+            others.sort_by_key(|c: &IpNetwork| block::stable_hash(&format!("{}{c}", args.node)));
+            for b in &others {
+                if got.len() >= n {
+                    break;
+                }
+                got.extend(
+                    self.allocate_in(b, n - got.len(), &attr, reserved, &args.node, Mode::Borrow)
+                        .await?,
+                );
+            }
+        }
+        if got.len() < n {
+            if !got.is_empty() {
+                self.release_ips(&got).await?;
+            }
+            let mut reason = limit_reason.unwrap_or_else(|| "no free address".into());
+            if config.strict_affinity {
+                reason.push_str("; strictAffinity forbids borrowing from other nodes' blocks");
+            } else {
+                reason.push_str("; no other node's block has a free address");
+            }
+            return Err(Error::Exhausted {
+                family: if v4 { 4 } else { 6 },
+                pools: cands.iter().map(|c| c.name.clone()).collect(),
+                node: args.node.clone(),
+                reason,
+            });
+        }
+        Ok(got)
+    }
+
+    /// Every block.
+    pub async fn blocks(&self) -> Result<Vec<IPAMBlock>> {
+        Ok(self
+            .ds
+            .list(Kind::IPAMBlock, None, None)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                if let Resource::IPAMBlock(b) = r {
+                    Some(b)
+                } else {
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Claims the first free block, in the node's own order, of the first pool that has one.
+    async fn claim_any(
+        &self,
+        node: &str,
+        cands: &[Candidate],
+        strict: bool,
+    ) -> Result<Option<IpNetwork>> {
+        let taken: BTreeSet<String> = self
+            .blocks()
+            .await?
+            .into_iter()
+            .map(|b| b.spec.cidr)
+            .collect();
+        for pool in cands {
+            // Bounded: at most every taken block plus a few races per pool.
+            let budget = taken.len() + 64;
+            for cidr in block::node_block_order(pool.net, pool.block_size, node).take(budget) {
+                if taken.contains(&cidr.to_string()) {
+                    continue;
+                }
+                match claim(self, node, cidr, strict).await? {
+                    Claim::Claimed => return Ok(Some(cidr)),
+                    Claim::TakenByOther => continue,
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes up to `n` addresses from one block: the handle is charged first, then the block
+    /// is compare-and-swapped, then any over-charge is given back.
+    async fn allocate_in(
+        &self,
+        cidr: &IpNetwork,
+        n: usize,
+        attr: &AllocationAttribute,
+        reserved: &[IpNetwork],
+        node: &str,
+        mode: Mode,
+    ) -> Result<Vec<IpAddr>> {
+        let handle_id = attr.handle_id.clone().unwrap_or_default();
+        let bname = cidr.to_string();
+        handle::add(self, &handle_id, &bname, n as u32).await?;
+        let key = Key::new(Kind::IPAMBlock, block_name(cidr));
+        let ds = &self.ds;
+        let taken = retry_on_conflict(&self.retry, &key.to_string(), || async {
+            let Resource::IPAMBlock(mut b) = (match ds.get(&key).await {
+                Err(DsError::NotFound { .. }) => return Ok(Vec::new()),
+                other => other?,
+            }) else {
+                return Ok(Vec::new());
+            };
+            let mine = b.spec.affinity.as_deref() == Some(host_affinity(node).as_str());
+            if b.spec.deleted || (mode == Mode::Affine) != mine {
+                return Ok(Vec::new());
+            }
+            let ips = block::allocate(&mut b.spec, cidr, n, attr, |ip| {
+                reserved.iter().any(|r| r.contains(ip))
+            });
+            if ips.is_empty() {
+                return Ok(ips);
+            }
+            ds.update(&Resource::IPAMBlock(b)).await.map(|_| ips)
+        })
+        .await;
+        let taken = match taken {
+            Ok(t) => t,
+            Err(e) => {
+                handle::sub(self, &handle_id, &bname, n as u32).await?;
+                return Err(e.into());
+            }
+        };
+        if taken.len() < n {
+            handle::sub(self, &handle_id, &bname, (n - taken.len()) as u32).await?;
+        }
+        Ok(taken)
+    }
+
+    /// Assigns one specific address (the `ipAddrs` annotation). It must lie in a pool, not be
+    /// reserved, and be free.
+    pub async fn assign_ip(&self, ip: IpAddr, args: &AssignArgs) -> Result<()> {
+        let pools = self.pools().await?;
+        let pool = pools
+            .iter()
+            .find(|p| p.spec.network().is_some_and(|n| n.contains(ip)))
+            .ok_or_else(|| Error::Address {
+                ip,
+                reason: "is not inside any IPPool".into(),
+            })?;
+        if self.reservations().await?.iter().any(|r| r.contains(ip)) {
+            return Err(Error::Address {
+                ip,
+                reason: "is reserved by an IPReservation".into(),
+            });
+        }
+        let net = pool
+            .spec
+            .network()
+            .ok_or_else(|| Error::Invalid("pool without CIDR".into()))?;
+        let cidr = block::block_containing(&net, pool.spec.effective_block_size(), ip).ok_or_else(
+            || Error::Address {
+                ip,
+                reason: "has no block".into(),
+            },
+        )?;
+        let attr = Self::attribute(args);
+        let bname = cidr.to_string();
+        handle::add(self, &args.handle, &bname, 1).await?;
+        let key = Key::new(Kind::IPAMBlock, block_name(&cidr));
+        if matches!(self.ds.get(&key).await, Err(DsError::NotFound { .. })) {
+            let strict = self.config().await?.strict_affinity;
+            claim(self, &args.node, cidr, strict).await?;
+        }
+        let ds = &self.ds;
+        let res = retry_on_conflict(&self.retry, &key.to_string(), || async {
+            let Resource::IPAMBlock(mut b) = ds.get(&key).await? else {
+                return Err(DsError::Internal(format!("{key} is not a block")));
+            };
+            match block::allocate_specific(&mut b.spec, &cidr, ip, &attr) {
+                Ok(()) => ds.update(&Resource::IPAMBlock(b)).await.map(|_| Ok(())),
+                Err(e) => Ok(Err(e)),
+            }
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                handle::sub(self, &args.handle, &bname, 1).await?;
+                Err(Error::Address {
+                    ip,
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => {
+                handle::sub(self, &args.handle, &bname, 1).await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The block that holds `ip` under the current pools, if any.
+    fn block_of(pools: &[IPPool], ip: IpAddr) -> Option<IpNetwork> {
+        pools.iter().find_map(|p| {
+            let net = p.spec.network()?;
+            block::block_containing(&net, p.spec.effective_block_size(), ip)
+        })
+    }
+
+    /// Releases addresses (idempotent: free or unknown ones are skipped). Returns those freed.
+    pub async fn release_ips(&self, ips: &[IpAddr]) -> Result<Vec<IpAddr>> {
+        let pools = self.pools().await?;
+        let mut by_block: BTreeMap<IpNetwork, Vec<IpAddr>> = BTreeMap::new();
+        for &ip in ips {
+            if let Some(b) = Self::block_of(&pools, ip) {
+                by_block.entry(b).or_default().push(ip);
+            }
+        }
+        let mut freed = Vec::new();
+        for (cidr, ips) in by_block {
+            let done = self
+                .release_in_block(&cidr, |spec, net| block::release(spec, net, &ips))
+                .await?;
+            freed.extend(done.iter().map(|(ip, _)| *ip));
+            let mut per_handle: BTreeMap<String, u32> = BTreeMap::new();
+            for (_, h) in done {
+                if let Some(h) = h {
+                    *per_handle.entry(h).or_default() += 1;
+                }
+            }
+            for (h, n) in per_handle {
+                handle::sub(self, &h, &cidr.to_string(), n).await?;
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Releases everything a handle holds (idempotent: an unknown handle releases nothing).
+    pub async fn release_by_handle(&self, handle_id: &str) -> Result<Vec<IpAddr>> {
+        let Some(h) = handle::get(self, handle_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut freed = Vec::new();
+        for (cidr_s, n) in &h.spec.block {
+            let Ok(cidr) = cidr_s.parse::<IpNetwork>() else {
+                continue;
+            };
+            let done = self
+                .release_in_block(&cidr, |spec, net| {
+                    block::release_handle(spec, net, handle_id)
+                        .into_iter()
+                        .map(|ip| (ip, None))
+                        .collect()
+                })
+                .await?;
+            freed.extend(done.into_iter().map(|(ip, _)| ip));
+            handle::sub(self, handle_id, cidr_s, *n).await?;
+        }
+        Ok(freed)
+    }
+
+    /// One compare-and-swap on a block that frees what `f` frees.
+    pub(crate) async fn release_in_block<F>(
+        &self,
+        cidr: &IpNetwork,
+        f: F,
+    ) -> Result<Vec<(IpAddr, Option<String>)>>
+    where
+        F: Fn(&mut brindle_crds::IPAMBlockSpec, &IpNetwork) -> Vec<(IpAddr, Option<String>)>,
+    {
+        let key = Key::new(Kind::IPAMBlock, block_name(cidr));
+        let ds = &self.ds;
+        let f = &f;
+        let key = &key;
+        Ok(
+            retry_on_conflict(&self.retry, &key.to_string(), || async move {
+                let Resource::IPAMBlock(mut b) = (match ds.get(key).await {
+                    Err(DsError::NotFound { .. }) => return Ok(Vec::new()),
+                    other => other?,
+                }) else {
+                    return Ok(Vec::new());
+                };
+                let done = f(&mut b.spec, cidr);
+                if done.is_empty() {
+                    return Ok(done);
+                }
+                ds.update(&Resource::IPAMBlock(b)).await.map(|_| done)
+            })
+            .await?,
+        )
+    }
+}
