@@ -1,0 +1,287 @@
+//! Sending routes: for each established neighbor, the desired Adj-RIB-Out entry of a prefix
+//! is the best path passed through the export rules ([`crate::policy::export`]); only
+//! differences with what was sent before go out. Announcements sharing attributes are packed
+//! into as few UPDATEs as possible with `brindle_bgp_wire::pack_updates`, withdrawals with
+//! `pack_withdrawals`. Also: the initial table plus End-of-RIB per family when a session comes
+//! up, and ROUTE-REFRESH handling (RFC 2918, RFC 7313 BoRR/EoRR).
+//!
+//! Pure.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use brindle_bgp_wire::{
+    Family, Message, Nlri, PathAttribute, Prefix, RefreshSubtype, RouteRefreshMsg, SessionContext,
+    UpdateMsg, pack_updates, pack_withdrawals,
+};
+
+use crate::event::{ConnId, Output};
+use crate::policy::{self, ExportTarget, SourceInfo};
+use crate::route::{RouteSource, family_of};
+use crate::speaker::Speaker;
+
+/// Which prefixes an advertisement pass looks at.
+enum Scope<'a> {
+    /// These prefixes.
+    Prefixes(&'a [Prefix]),
+    /// Every prefix of the family (Loc-RIB and Adj-RIB-Out).
+    Family(Family),
+}
+
+impl Speaker {
+    /// The wire attributes `peer` should have for `prefix`, or `None`.
+    fn desired(
+        &self,
+        peer: IpAddr,
+        prefix: &Prefix,
+        ctx: &SessionContext,
+    ) -> Option<Vec<PathAttribute>> {
+        let family = family_of(prefix);
+        if !ctx.families.contains(&family) {
+            return None;
+        }
+        let target = self.neighbors.get(&peer)?;
+        let best = self.loc.get(prefix)?.best()?;
+        let source = match best.source {
+            RouteSource::Local => None,
+            RouteSource::Peer(p) => {
+                let n = self.neighbors.get(&p)?;
+                Some(SourceInfo {
+                    ebgp: n.is_ebgp(self.config.local_as),
+                    rr_client: n.config.route_reflector_client,
+                    router_id: best.peer_router_id,
+                })
+            }
+        };
+        let t = ExportTarget {
+            config: &target.config,
+            ebgp: target.is_ebgp(self.config.local_as),
+            self_v4: target.self_v4(),
+            self_v6: target.self_v6(),
+        };
+        let attrs = policy::export(&self.config, prefix, best, source, &t)?;
+        attrs.to_wire(family, ctx)
+    }
+
+    fn session_of(&self, peer: IpAddr) -> Option<(ConnId, SessionContext)> {
+        let n = self.neighbors.get(&peer)?;
+        Some((n.session?, n.negotiated.as_ref()?.ctx.clone()))
+    }
+
+    /// Compute and send the Adj-RIB-Out difference of `peer` over `scope`. With `force`,
+    /// every desired route is sent even when unchanged (route refresh).
+    fn advertise_to(&mut self, peer: IpAddr, scope: Scope<'_>, force: bool, out: &mut Vec<Output>) {
+        let Some((conn, ctx)) = self.session_of(peer) else {
+            return;
+        };
+        let prefixes: BTreeSet<Prefix> = match scope {
+            Scope::Prefixes(p) => p.iter().copied().collect(),
+            Scope::Family(f) => {
+                let mut s: BTreeSet<Prefix> = self
+                    .loc
+                    .iter()
+                    .map(|(p, _)| *p)
+                    .filter(|p| family_of(p) == f)
+                    .collect();
+                if let Some(o) = self.adj_out.get(&peer) {
+                    s.extend(o.family(f).map(|(p, _)| *p));
+                }
+                s
+            }
+        };
+        let mut announce: Vec<(Prefix, Vec<PathAttribute>)> = Vec::new();
+        let mut withdraw: Vec<Prefix> = Vec::new();
+        for p in &prefixes {
+            let want = self.desired(peer, p, &ctx);
+            let Some(rib) = self.adj_out.get_mut(&peer) else {
+                return;
+            };
+            match want {
+                Some(a) => {
+                    if force || rib.get(p) != Some(&a) {
+                        rib.insert(*p, a.clone());
+                        announce.push((*p, a));
+                    }
+                }
+                None => {
+                    if rib.remove(p) {
+                        withdraw.push(*p);
+                    }
+                }
+            }
+        }
+        send_updates(peer, conn, &ctx, &announce, &withdraw, out);
+    }
+
+    /// Send the changes of `prefixes` to every synced session.
+    pub(crate) fn advertise_changes(&mut self, prefixes: &[Prefix], out: &mut Vec<Output>) {
+        if prefixes.is_empty() {
+            return;
+        }
+        let peers: Vec<IpAddr> = self
+            .neighbors
+            .iter()
+            .filter(|(_, n)| n.synced && n.session.is_some())
+            .map(|(a, _)| *a)
+            .collect();
+        for p in peers {
+            self.advertise_to(p, Scope::Prefixes(prefixes), false, out);
+        }
+    }
+
+    /// Re-evaluate everything sent to `peer` (after an export policy change).
+    pub(crate) fn readvertise(&mut self, peer: IpAddr, out: &mut Vec<Output>) {
+        let Some(n) = self.neighbors.get(&peer) else {
+            return;
+        };
+        if !n.synced {
+            return;
+        }
+        let fams: Vec<Family> = n
+            .negotiated
+            .iter()
+            .flat_map(|x| x.ctx.families.iter().copied())
+            .collect();
+        for f in fams {
+            self.advertise_to(peer, Scope::Family(f), false, out);
+        }
+    }
+
+    /// Sessions that came up get the whole table and End-of-RIB for every family.
+    pub(crate) fn initial_sync(&mut self, out: &mut Vec<Output>) {
+        let peers: Vec<IpAddr> = self
+            .neighbors
+            .iter()
+            .filter(|(_, n)| !n.synced && n.session.is_some())
+            .map(|(a, _)| *a)
+            .collect();
+        for p in peers {
+            let Some((conn, ctx)) = self.session_of(p) else {
+                continue;
+            };
+            for f in ctx.families.iter().copied() {
+                self.advertise_to(p, Scope::Family(f), false, out);
+                out.push(Output::Send {
+                    peer: p,
+                    conn_id: conn,
+                    msg: Message::Update(UpdateMsg::end_of_rib_marker(f)),
+                });
+            }
+            tracing::debug!(target: "bgp.rib", event = "initial_sync_done", peer = %p);
+            if let Some(n) = self.neighbors.get_mut(&p) {
+                n.synced = true;
+            }
+        }
+    }
+
+    /// A ROUTE-REFRESH from the neighbor: resend its Adj-RIB-Out of the family (between BoRR
+    /// and EoRR with enhanced route refresh), or handle its BoRR / EoRR.
+    pub(crate) fn refresh_received(
+        &mut self,
+        peer: IpAddr,
+        conn: ConnId,
+        r: RouteRefreshMsg,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(neg) = self.neighbors.get(&peer).and_then(|n| n.negotiated.clone()) else {
+            return;
+        };
+        if !neg.ctx.families.contains(&r.family) {
+            return;
+        }
+        match r.subtype {
+            RefreshSubtype::Normal => {
+                if !self.neighbors.get(&peer).is_some_and(|n| n.synced) {
+                    return;
+                }
+                let rr = |subtype| Output::Send {
+                    peer,
+                    conn_id: conn,
+                    msg: Message::RouteRefresh(RouteRefreshMsg {
+                        family: r.family,
+                        subtype,
+                    }),
+                };
+                if neg.enhanced_route_refresh {
+                    out.push(rr(RefreshSubtype::BeginOfRefresh));
+                }
+                self.advertise_to(peer, Scope::Family(r.family), true, out);
+                if neg.enhanced_route_refresh {
+                    out.push(rr(RefreshSubtype::EndOfRefresh));
+                }
+            }
+            RefreshSubtype::BeginOfRefresh => self.mark_stale(peer, r.family),
+            RefreshSubtype::EndOfRefresh => self.flush_stale(peer, Some(r.family)),
+            RefreshSubtype::Unknown(_) => {}
+        }
+    }
+
+    /// Ask the neighbor to resend a family (inbound soft reset).
+    pub(crate) fn request_refresh(&mut self, peer: IpAddr, family: Family, out: &mut Vec<Output>) {
+        let Some(n) = self.neighbors.get(&peer) else {
+            return;
+        };
+        let (Some(conn), Some(neg)) = (n.session, n.negotiated.as_ref()) else {
+            return;
+        };
+        if neg.route_refresh && neg.ctx.families.contains(&family) {
+            out.push(Output::Send {
+                peer,
+                conn_id: conn,
+                msg: Message::RouteRefresh(RouteRefreshMsg::new(family)),
+            });
+        }
+    }
+}
+
+/// Pack withdrawals (per family) then announcements (grouped by identical attributes, in
+/// prefix order of each group's first prefix) into one `SendEncoded`.
+fn send_updates(
+    peer: IpAddr,
+    conn: ConnId,
+    ctx: &SessionContext,
+    announce: &[(Prefix, Vec<PathAttribute>)],
+    withdraw: &[Prefix],
+    out: &mut Vec<Output>,
+) {
+    if announce.is_empty() && withdraw.is_empty() {
+        return;
+    }
+    let max = ctx.max_message_len();
+    let mut bytes = Vec::new();
+    let mut push = |r: Result<Vec<Vec<u8>>, brindle_bgp_wire::Error>| match r {
+        Ok(msgs) => msgs.into_iter().for_each(|m| bytes.extend_from_slice(&m)),
+        Err(e) => {
+            tracing::error!(target: "bgp.rib", event = "encode_failed", peer = %peer, error = %e)
+        }
+    };
+    for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+        let w: Vec<Nlri> = withdraw
+            .iter()
+            .filter(|p| family_of(p) == f)
+            .map(|p| Nlri::new(*p))
+            .collect();
+        if !w.is_empty() {
+            push(pack_withdrawals(f, &w, ctx, max));
+        }
+    }
+    let mut index: HashMap<&Vec<PathAttribute>, usize> = HashMap::new();
+    let mut groups: Vec<(&Vec<PathAttribute>, Vec<Nlri>)> = Vec::new();
+    for (p, a) in announce {
+        let i = *index.entry(a).or_insert_with(|| {
+            groups.push((a, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(Nlri::new(*p));
+    }
+    for (a, nlri) in groups {
+        push(pack_updates(a, &nlri, ctx, max));
+    }
+    if !bytes.is_empty() {
+        out.push(Output::SendEncoded {
+            peer,
+            conn_id: conn,
+            bytes,
+        });
+    }
+}

@@ -1,0 +1,126 @@
+//! The Loc-RIB: for every prefix, the candidate paths (one per source, after import policy)
+//! and the result of the decision process. Changed prefixes are remembered as dirty until
+//! the speaker runs the decision process over them.
+//!
+//! Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use brindle_bgp_wire::Prefix;
+
+use crate::decision::{DecisionOptions, Selection, select};
+use crate::route::{Path, RouteSource};
+
+/// The paths of one prefix and the current selection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destination {
+    /// Candidates, sorted by source.
+    pub paths: Vec<Path>,
+    /// The selection over `paths` as of the last decision run.
+    pub selection: Selection,
+}
+
+impl Destination {
+    /// The best path.
+    pub fn best(&self) -> Option<&Path> {
+        self.selection.best.and_then(|i| self.paths.get(i))
+    }
+
+    /// The multipath set (best first).
+    pub fn multipath(&self) -> impl Iterator<Item = &Path> {
+        self.selection
+            .multipath
+            .iter()
+            .filter_map(|&i| self.paths.get(i))
+    }
+}
+
+/// The Loc-RIB.
+#[derive(Debug, Clone, Default)]
+pub struct LocRib {
+    dests: BTreeMap<Prefix, Destination>,
+    dirty: BTreeSet<Prefix>,
+}
+
+impl LocRib {
+    /// Insert or replace the path of `path.source` for `prefix`.
+    pub fn upsert(&mut self, prefix: Prefix, path: Path) {
+        let d = self.dests.entry(prefix).or_default();
+        match d.paths.binary_search_by(|p| p.source.cmp(&path.source)) {
+            Ok(i) => {
+                if d.paths[i] == path {
+                    return;
+                }
+                d.paths[i] = path;
+            }
+            Err(i) => d.paths.insert(i, path),
+        }
+        self.dirty.insert(prefix);
+    }
+
+    /// Remove the path of `source` for `prefix`; true when there was one.
+    pub fn remove(&mut self, prefix: &Prefix, source: RouteSource) -> bool {
+        let Some(d) = self.dests.get_mut(prefix) else {
+            return false;
+        };
+        let Ok(i) = d.paths.binary_search_by(|p| p.source.cmp(&source)) else {
+            return false;
+        };
+        d.paths.remove(i);
+        self.dirty.insert(*prefix);
+        true
+    }
+
+    /// Set the stale mark of one path.
+    pub fn set_stale(&mut self, prefix: &Prefix, source: RouteSource, stale: bool) {
+        if let Some(d) = self.dests.get_mut(prefix)
+            && let Ok(i) = d.paths.binary_search_by(|p| p.source.cmp(&source))
+        {
+            d.paths[i].stale = stale;
+        }
+    }
+
+    /// A destination.
+    pub fn get(&self, prefix: &Prefix) -> Option<&Destination> {
+        self.dests.get(prefix)
+    }
+
+    /// All destinations in prefix order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &Destination)> {
+        self.dests.iter()
+    }
+
+    /// True when some prefix awaits the decision process.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Run the decision process over the dirty prefixes; returns them in order. Destinations
+    /// left without paths are dropped.
+    pub fn decide(&mut self, opts: &DecisionOptions) -> Vec<Prefix> {
+        let dirty = std::mem::take(&mut self.dirty);
+        for p in &dirty {
+            let empty = match self.dests.get_mut(p) {
+                Some(d) => {
+                    d.selection = select(&d.paths, opts);
+                    d.paths.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                self.dests.remove(p);
+            }
+        }
+        dirty.into_iter().collect()
+    }
+
+    /// Number of destinations.
+    pub fn len(&self) -> usize {
+        self.dests.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.dests.is_empty()
+    }
+}

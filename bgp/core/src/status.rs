@@ -1,0 +1,211 @@
+//! Read-only status as plain domain types, for the status API: per neighbor (state, uptime,
+//! last error, counters per family, negotiated capabilities) and the Loc-RIB (every path with
+//! its attributes and best / multipath / stale flags).
+//!
+//! Pure: snapshots built from the speaker's state.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use brindle_bgp_wire::{Family, Prefix};
+
+use crate::event::State;
+use crate::neighbor::Neighbor;
+use crate::route::{RouteAttrs, RouteSource};
+use crate::speaker::Speaker;
+use crate::time::Instant;
+
+pub use crate::neighbor::LastError;
+
+/// iBGP or eBGP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerType {
+    /// Same AS.
+    Ibgp,
+    /// Different AS.
+    Ebgp,
+}
+
+/// Route counters of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FamilyCounters {
+    /// Routes in the Adj-RIB-In (before import policy).
+    pub received: usize,
+    /// Routes accepted by import policy.
+    pub accepted: usize,
+    /// Routes in the Adj-RIB-Out.
+    pub advertised: usize,
+}
+
+/// What the established session negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapabilitySummary {
+    /// Hold time (seconds).
+    pub hold_time: u16,
+    /// Keepalive interval (seconds).
+    pub keepalive: u16,
+    /// Neighbor's BGP identifier.
+    pub remote_router_id: Ipv4Addr,
+    /// Families enabled on the session.
+    pub families: Vec<Family>,
+    /// RFC 6793.
+    pub four_octet_as: bool,
+    /// RFC 8654.
+    pub extended_message: bool,
+    /// RFC 2918.
+    pub route_refresh: bool,
+    /// RFC 7313.
+    pub enhanced_route_refresh: bool,
+    /// RFC 4724: the neighbor's restart time when both sides advertised graceful restart.
+    pub graceful_restart: Option<u16>,
+}
+
+/// One neighbor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Address.
+    pub address: IpAddr,
+    /// Our AS.
+    pub local_as: u32,
+    /// The neighbor's AS.
+    pub remote_as: u32,
+    /// iBGP or eBGP.
+    pub peer_type: PeerType,
+    /// Route reflector client.
+    pub route_reflector_client: bool,
+    /// Administratively up.
+    pub admin_up: bool,
+    /// RFC 4271 state.
+    pub state: State,
+    /// When the session was established.
+    pub established_since: Option<Instant>,
+    /// Times the session went down.
+    pub flaps: u32,
+    /// The last error.
+    pub last_error: Option<LastError>,
+    /// Counters per family (configured families).
+    pub families: BTreeMap<Family, FamilyCounters>,
+    /// Negotiated capabilities of the established session.
+    pub capabilities: Option<CapabilitySummary>,
+    /// Families whose routes are held stale by the graceful restart helper.
+    pub stale_families: Vec<Family>,
+}
+
+/// One path of a Loc-RIB entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStatus {
+    /// Where it came from.
+    pub source: RouteSource,
+    /// Its attributes (after import policy).
+    pub attrs: RouteAttrs,
+    /// Learned over eBGP.
+    pub ebgp: bool,
+    /// The neighbor's BGP identifier.
+    pub peer_router_id: Ipv4Addr,
+    /// The best path.
+    pub best: bool,
+    /// Installed as one of several ECMP paths.
+    pub multipath: bool,
+    /// Kept by graceful restart.
+    pub stale: bool,
+}
+
+/// One Loc-RIB entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteStatus {
+    /// The prefix.
+    pub prefix: Prefix,
+    /// Its paths, by source.
+    pub paths: Vec<PathStatus>,
+}
+
+impl Speaker {
+    fn status_of(&self, n: &Neighbor) -> PeerStatus {
+        let addr = n.config.address;
+        let adj_in = self.adj_in.get(&addr);
+        let adj_out = self.adj_out.get(&addr);
+        let families = n
+            .config
+            .families
+            .iter()
+            .map(|f| {
+                (
+                    *f,
+                    FamilyCounters {
+                        received: adj_in.map_or(0, |r| r.received(*f)),
+                        accepted: adj_in.map_or(0, |r| r.accepted(*f)),
+                        advertised: adj_out.map_or(0, |r| r.advertised(*f)),
+                    },
+                )
+            })
+            .collect();
+        let capabilities = n.negotiated.as_ref().map(|neg| CapabilitySummary {
+            hold_time: neg.hold_time,
+            keepalive: neg.keepalive,
+            remote_router_id: neg.remote_id,
+            families: neg.ctx.families.iter().copied().collect(),
+            four_octet_as: neg.ctx.four_octet_as,
+            extended_message: neg.ctx.extended_message,
+            route_refresh: neg.route_refresh,
+            enhanced_route_refresh: neg.enhanced_route_refresh,
+            graceful_restart: neg.peer_gr.as_ref().map(|g| g.restart_time),
+        });
+        PeerStatus {
+            address: addr,
+            local_as: self.config.local_as,
+            remote_as: n.config.remote_as,
+            peer_type: if n.is_ebgp(self.config.local_as) {
+                PeerType::Ebgp
+            } else {
+                PeerType::Ibgp
+            },
+            route_reflector_client: n.config.route_reflector_client,
+            admin_up: n.admin_up,
+            state: n.state(),
+            established_since: n.established_at,
+            flaps: n.flaps,
+            last_error: n.last_error.clone(),
+            families,
+            capabilities,
+            stale_families: n.gr_stale.iter().copied().collect(),
+        }
+    }
+
+    /// Status of one neighbor.
+    pub fn peer_status(&self, addr: IpAddr) -> Option<PeerStatus> {
+        self.neighbors.get(&addr).map(|n| self.status_of(n))
+    }
+
+    /// Status of every neighbor, by address.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        self.neighbors.values().map(|n| self.status_of(n)).collect()
+    }
+
+    /// One Loc-RIB entry.
+    pub fn route(&self, prefix: &Prefix) -> Option<RouteStatus> {
+        let d = self.loc.get(prefix)?;
+        let paths = d
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PathStatus {
+                source: p.source,
+                attrs: (*p.attrs).clone(),
+                ebgp: p.ebgp,
+                peer_router_id: p.peer_router_id,
+                best: d.selection.best == Some(i),
+                multipath: d.selection.multipath.len() > 1 && d.selection.multipath.contains(&i),
+                stale: p.stale,
+            })
+            .collect();
+        Some(RouteStatus {
+            prefix: *prefix,
+            paths,
+        })
+    }
+
+    /// The whole Loc-RIB, by prefix.
+    pub fn routes(&self) -> Vec<RouteStatus> {
+        self.loc.iter().filter_map(|(p, _)| self.route(p)).collect()
+    }
+}
