@@ -1,5 +1,6 @@
 //! `brindlectl`: Brindle's command-line tool.
 
+mod ipam;
 mod resources;
 mod validate;
 
@@ -61,6 +62,11 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = resources::Output::Table)]
         output: resources::Output,
     },
+    /// IP address management: usage, consistency, manual release.
+    Ipam {
+        #[command(subcommand)]
+        command: IpamCommand,
+    },
     /// Delete resources by kind and name, or those in manifests.
     Delete {
         /// The kind.
@@ -73,6 +79,34 @@ enum Command {
         /// Delete what these manifests describe.
         #[arg(short = 'f', long = "filename")]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IpamCommand {
+    /// Pools with their utilisation, and each node's blocks.
+    Show,
+    /// Report leaks, orphaned affinities, blocks of missing nodes and duplicates; exit 1 when
+    /// anything is wrong.
+    Check {
+        /// File with the handles of live workloads, one per line.
+        #[arg(long)]
+        live_handles: Option<PathBuf>,
+        /// Also free what is safe to free.
+        #[arg(long)]
+        gc: bool,
+        /// Leaks younger than this are kept (e.g. 15m, 90s).
+        #[arg(long, default_value = "15m")]
+        grace: String,
+    },
+    /// Release addresses by address or by handle (idempotent).
+    Release {
+        /// Addresses to release.
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
+        /// Handles whose addresses to release.
+        #[arg(long = "handle")]
+        handles: Vec<String>,
     },
 }
 
@@ -146,6 +180,24 @@ fn run_with_datastore(spec: &str, command: Command) -> anyhow::Result<bool> {
                 )
                 .await
             }
+            Command::Ipam { command } => match command {
+                IpamCommand::Show => ipam::show(&ds, out).await,
+                IpamCommand::Check {
+                    live_handles,
+                    gc,
+                    grace,
+                } => {
+                    let grace = brindle_crds::validate::parse_duration(&grace)
+                        .map_err(anyhow::Error::msg)?;
+                    ipam::check(&ds, live_handles.as_ref(), gc, grace, out).await
+                }
+                IpamCommand::Release { ips, handles } => {
+                    if ips.is_empty() && handles.is_empty() {
+                        anyhow::bail!("give --ip or --handle");
+                    }
+                    ipam::release(&ds, &ips, &handles, out).await
+                }
+            },
             Command::Validate { .. } => unreachable!("handled without a datastore"),
         }
     })

@@ -285,10 +285,9 @@ impl Ipam {
                 .blocks()
                 .await?
                 .into_iter()
-                .filter(|b| {
-                    b.spec.affinity.as_deref() != Some(host_affinity(&args.node).as_str())
-                        && !b.spec.strict_affinity
-                })
+                // The current strictAffinity setting decides, not the one a block was claimed
+                // under (so turning it off takes effect for existing blocks too).
+                .filter(|b| b.spec.affinity.as_deref() != Some(host_affinity(&args.node).as_str()))
                 .filter(|b| block::in_use(&b.spec) < b.spec.allocations.len())
                 .filter_map(|b| b.spec.cidr.parse().ok())
                 .filter(|c| in_pools(c))
@@ -383,8 +382,29 @@ impl Ipam {
     ) -> Result<Vec<IpAddr>> {
         let handle_id = attr.handle_id.clone().unwrap_or_default();
         let bname = cidr.to_string();
-        handle::add(self, &handle_id, &bname, n as u32).await?;
         let key = Key::new(Kind::IPAMBlock, block_name(cidr));
+        let usable = |b: &IPAMBlock| {
+            let mine = b.spec.affinity.as_deref() == Some(host_affinity(node).as_str());
+            !b.spec.deleted
+                && (mode == Mode::Affine) == mine
+                && b.spec.unallocated.iter().any(|o| {
+                    !reserved
+                        .iter()
+                        .any(|r| r.contains(block::ordinal_addr(cidr, *o)))
+                })
+        };
+        // Look before charging the handle: a full block costs one read, not two handle writes.
+        match self.ds.get(&key).await {
+            Ok(Resource::IPAMBlock(b)) if usable(&b) => {}
+            Ok(_) | Err(DsError::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+        let now: u64 = attr
+            .secondary
+            .get(attr::TIMESTAMP)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        handle::add(self, &handle_id, &bname, n as u32, node, now).await?;
         let ds = &self.ds;
         let taken = retry_on_conflict(&self.retry, &key.to_string(), || async {
             let Resource::IPAMBlock(mut b) = (match ds.get(&key).await {
@@ -393,8 +413,7 @@ impl Ipam {
             }) else {
                 return Ok(Vec::new());
             };
-            let mine = b.spec.affinity.as_deref() == Some(host_affinity(node).as_str());
-            if b.spec.deleted || (mode == Mode::Affine) != mine {
+            if !usable(&b) {
                 return Ok(Vec::new());
             }
             let ips = block::allocate(&mut b.spec, cidr, n, attr, |ip| {
@@ -448,7 +467,7 @@ impl Ipam {
         )?;
         let attr = Self::attribute(args);
         let bname = cidr.to_string();
-        handle::add(self, &args.handle, &bname, 1).await?;
+        handle::add(self, &args.handle, &bname, 1, &args.node, args.timestamp).await?;
         let key = Key::new(Kind::IPAMBlock, block_name(&cidr));
         if matches!(self.ds.get(&key).await, Err(DsError::NotFound { .. })) {
             let strict = self.config().await?.strict_affinity;

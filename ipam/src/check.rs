@@ -60,6 +60,22 @@ pub struct CheckReport {
     pub handle_mismatches: Vec<String>,
     /// Addresses allocated more than once, with the blocks holding them.
     pub duplicates: Vec<(IpAddr, Vec<String>)>,
+    /// Handles that disagree with the blocks and are not live, with their age in seconds,
+    /// their node, and what the blocks really hold (what GC rewrites them to).
+    pub stale_handles: Vec<StaleHandle>,
+}
+
+/// A handle whose counts disagree with the blocks and whose workload is not live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleHandle {
+    /// The handle.
+    pub handle: String,
+    /// Seconds since it was created.
+    pub age_secs: u64,
+    /// The node that created it.
+    pub node: Option<String>,
+    /// Block → addresses really held.
+    pub actual: BTreeMap<String, u32>,
 }
 
 impl CheckReport {
@@ -70,6 +86,7 @@ impl CheckReport {
             && self.blocks_of_missing_nodes.is_empty()
             && self.handle_mismatches.is_empty()
             && self.duplicates.is_empty()
+            && self.stale_handles.is_empty()
     }
 }
 
@@ -174,16 +191,34 @@ impl Ipam {
         }
         for r in ds.list(Kind::IPAMHandle, None, None).await? {
             let Resource::IPAMHandle(h) = r else { continue };
+            let hid = h.spec.handle_id.clone();
+            let mut mismatch = false;
+            let mut real_map = BTreeMap::new();
             for (cidr, n) in &h.spec.block {
-                let real = actual
-                    .remove(&(h.spec.handle_id.clone(), cidr.clone()))
-                    .unwrap_or(0);
+                let real = actual.remove(&(hid.clone(), cidr.clone())).unwrap_or(0);
+                if real > 0 {
+                    real_map.insert(cidr.clone(), real);
+                }
                 if real != *n {
+                    mismatch = true;
                     report.handle_mismatches.push(format!(
-                        "{} records {n} in {cidr}, the block holds {real}",
-                        h.spec.handle_id
+                        "{hid} records {n} in {cidr}, the block holds {real}"
                     ));
                 }
+            }
+            let live_handle = live.handles.as_ref().is_none_or(|l| l.contains(&hid));
+            if mismatch && !live_handle {
+                let ann = h.metadata.annotations.clone().unwrap_or_default();
+                let born: u64 = ann
+                    .get(crate::handle::CREATED)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                report.stale_handles.push(StaleHandle {
+                    handle: hid,
+                    age_secs: now.saturating_sub(born),
+                    node: ann.get(crate::handle::NODE).cloned(),
+                    actual: real_map,
+                });
             }
         }
         for ((h, cidr), n) in actual {
@@ -211,6 +246,15 @@ impl Ipam {
         if !due.is_empty() {
             summary.released = self.release_ips(&due).await?;
             tracing::info!(target: "ipam.gc", released = summary.released.len(), "freed leaked addresses");
+        }
+        // Look again now that the leaks are gone.
+        let report = self.check(live, now).await?;
+        // Handles over-charged by a crash mid-allocation: rewrite them to the truth.
+        for st in &report.stale_handles {
+            let node_gone = st.node.as_ref().is_some_and(|n| !nodes.contains(n));
+            if st.age_secs >= grace.as_secs() || node_gone {
+                crate::handle::repair(self, &st.handle, &st.actual).await?;
+            }
         }
         let ds = self.datastore();
         for cidr in &report.blocks_of_missing_nodes {

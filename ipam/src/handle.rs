@@ -27,14 +27,28 @@ pub async fn get(ipam: &Ipam, handle: &str) -> Result<Option<IPAMHandle>> {
     }
 }
 
-/// Records `n` more addresses of `handle` in `block`.
-pub async fn add(ipam: &Ipam, handle: &str, block: &str, n: u32) -> Result<()> {
+/// Annotation on a handle: Unix seconds when it was created (for the GC grace period).
+pub const CREATED: &str = "brindle.dev/created";
+/// Annotation on a handle: the node that created it.
+pub const NODE: &str = "brindle.dev/node";
+
+/// Records `n` more addresses of `handle` in `block`; `node` and `now` (Unix seconds) are
+/// recorded when the handle is created.
+pub async fn add(
+    ipam: &Ipam,
+    handle: &str,
+    block: &str,
+    n: u32,
+    node: &str,
+    now: u64,
+) -> Result<()> {
     let ds = ipam.datastore();
     retry_on_conflict(ipam.retry_policy(), &format!("handle {handle}"), || async {
         match ds.get(&key(handle)).await {
             Err(DsError::NotFound { .. }) => {
                 let r = resource_from_value(json!({"apiVersion": brindle_crds::API_VERSION,
-                    "kind": "IPAMHandle", "metadata": {"name": handle_name(handle)},
+                    "kind": "IPAMHandle", "metadata": {"name": handle_name(handle),
+                        "annotations": {CREATED: now.to_string(), NODE: node}},
                     "spec": {"handleID": handle, "block": {block: n}}}))
                 .map_err(|e| DsError::Internal(format!("handle {handle}: {e:?}")))?;
                 match ds.create(&r).await {
@@ -91,6 +105,41 @@ pub async fn sub(ipam: &Ipam, handle: &str, block: &str, n: u32) -> Result<()> {
         } else {
             h.spec.block.insert(block.to_string(), left);
         }
+        if h.spec.block.is_empty() {
+            let rev = brindle_datastore::revision_of(&Resource::IPAMHandle(h.clone()));
+            match ds.delete(&key(handle), rev).await {
+                Err(DsError::NotFound { .. }) => Ok(()),
+                other => other,
+            }
+        } else {
+            ds.update(&Resource::IPAMHandle(h)).await.map(|_| ())
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// Rewrites a handle's counts to what the blocks really hold (`actual`), deleting it when it
+/// holds nothing. Used by GC for handles left over-charged by a crash mid-allocation.
+pub async fn repair(
+    ipam: &Ipam,
+    handle: &str,
+    actual: &std::collections::BTreeMap<String, u32>,
+) -> Result<()> {
+    let ds = ipam.datastore();
+    retry_on_conflict(ipam.retry_policy(), &format!("handle {handle}"), || async {
+        let mut h = match ds.get(&key(handle)).await {
+            Err(DsError::NotFound { .. }) => return Ok(()),
+            Ok(Resource::IPAMHandle(h)) => h,
+            Ok(other) => {
+                return Err(DsError::Internal(format!(
+                    "{} is not a handle",
+                    other.display_name()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        h.spec.block = actual.clone();
         if h.spec.block.is_empty() {
             let rev = brindle_datastore::revision_of(&Resource::IPAMHandle(h.clone()));
             match ds.delete(&key(handle), rev).await {

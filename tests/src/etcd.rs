@@ -18,7 +18,13 @@ pub struct EtcdServer {
 impl EtcdServer {
     /// Starts etcd and waits (at most 30 s) until it accepts connections.
     pub fn start() -> EtcdServer {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // On tmpfs when there is one: fsync is free there, which makes etcd several times
+        // faster for tests (durability across a machine crash is not what they test).
+        let dir = match std::path::Path::new("/dev/shm") {
+            shm if shm.is_dir() => tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir()),
+            _ => tempfile::tempdir(),
+        }
+        .expect("temp dir");
         let mut s = EtcdServer {
             child: None,
             dir,
