@@ -1,0 +1,79 @@
+//! `brindle-bgp`: a standalone BGP speaker configured by a YAML file (see
+//! `docs/bgp-speaker.md`). Stops on SIGTERM/SIGINT with Cease/Administrative Shutdown to every
+//! neighbor, leaving kernel routes in place for graceful restart unless
+//! `--flush-routes-on-exit`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use brindle_bgp_speaker::{FileConfig, Snapshot, SpeakerHandle};
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Debug, Parser)]
+#[command(name = "brindle-bgp", about = "Brindle's BGP speaker")]
+struct Args {
+    /// YAML configuration file.
+    #[arg(short, long)]
+    config: PathBuf,
+    /// Write peer and route status as JSON to this file, periodically.
+    #[arg(long)]
+    status_file: Option<PathBuf>,
+    /// Status file interval in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    status_interval_ms: u64,
+    /// Delete our kernel routes on exit (default: keep them for graceful restart).
+    #[arg(long)]
+    flush_routes_on_exit: bool,
+}
+
+async fn write_status(h: &SpeakerHandle, path: &Path) -> anyhow::Result<()> {
+    let snap = Snapshot::collect(h).await?;
+    let tmp = path.with_extension("tmp");
+    tokio::fs::write(&tmp, serde_json::to_vec_pretty(&snap)?).await?;
+    tokio::fs::rename(&tmp, path).await?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let cfg = FileConfig::from_yaml(&text)?.into_driver()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let (handle, task) = brindle_bgp_speaker::start(cfg).await?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut tick =
+            tokio::time::interval(Duration::from_millis(args.status_interval_ms.max(50)));
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = tick.tick() => {
+                    if let Some(p) = &args.status_file
+                        && let Err(e) = write_status(&handle, p).await
+                    {
+                        tracing::warn!(event = "status_write_failed", error = %e);
+                    }
+                }
+            }
+        }
+        tracing::info!(event = "signal", flush_routes = args.flush_routes_on_exit);
+        handle.shutdown(args.flush_routes_on_exit).await?;
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,145 @@
+//! [`SpeakerHandle`]: the cheap, cloneable way to change and query a running instance. Every
+//! method sends a [`Command`] over an mpsc channel to the instance task and awaits its answer;
+//! a change to one neighbor never disturbs the others' sessions.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use brindle_bgp_core::{PeerStatus, RouteStatus};
+use brindle_bgp_wire::{Family, Prefix};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{NeighborConfig, OriginConfig};
+use crate::error::Error;
+
+/// Requests to the instance task.
+#[derive(Debug)]
+pub enum Command {
+    /// Add a neighbor.
+    AddPeer(NeighborConfig, oneshot::Sender<Result<(), Error>>),
+    /// Change a neighbor.
+    UpdatePeer(NeighborConfig, oneshot::Sender<Result<(), Error>>),
+    /// Remove a neighbor.
+    RemovePeer(IpAddr, oneshot::Sender<Result<(), Error>>),
+    /// ManualStart.
+    AdminUp(IpAddr),
+    /// ManualStop (Cease/2).
+    AdminDown(IpAddr),
+    /// Originate or change a prefix.
+    Originate(OriginConfig),
+    /// Stop originating a prefix.
+    Withdraw(Prefix),
+    /// Ask a neighbor to resend a family.
+    RouteRefresh(IpAddr, Family),
+    /// All neighbors' status.
+    Peers(oneshot::Sender<Vec<PeerStatus>>),
+    /// One neighbor's status.
+    Peer(IpAddr, oneshot::Sender<Option<PeerStatus>>),
+    /// The Loc-RIB.
+    Routes(oneshot::Sender<Vec<RouteStatus>>),
+    /// What the core wants in the kernel.
+    Installed(oneshot::Sender<BTreeMap<Prefix, Vec<IpAddr>>>),
+    /// Stop: Cease to every neighbor, then end the instance task.
+    Shutdown {
+        /// Delete our kernel routes too.
+        flush_routes: bool,
+        /// Answered when done.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A handle on a running instance.
+#[derive(Debug, Clone)]
+pub struct SpeakerHandle {
+    tx: mpsc::Sender<Command>,
+    listen_addr: Option<SocketAddr>,
+}
+
+impl SpeakerHandle {
+    pub(crate) fn new(tx: mpsc::Sender<Command>, listen_addr: Option<SocketAddr>) -> Self {
+        SpeakerHandle { tx, listen_addr }
+    }
+
+    /// The address the listener is bound to (useful with port 0).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen_addr
+    }
+
+    async fn send(&self, c: Command) -> Result<(), Error> {
+        self.tx.send(c).await.map_err(|_| Error::Stopped)
+    }
+
+    async fn ask<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(f(tx)).await?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Add a neighbor; fails when one with the same address exists.
+    pub async fn add_peer(&self, n: NeighborConfig) -> Result<(), Error> {
+        self.ask(|r| Command::AddPeer(n, r)).await?
+    }
+
+    /// Change a neighbor. Filter and next-hop changes apply without a reset; changes to what
+    /// the OPEN negotiates or to socket options (password, TTL) reset that session only.
+    pub async fn update_peer(&self, n: NeighborConfig) -> Result<(), Error> {
+        self.ask(|r| Command::UpdatePeer(n, r)).await?
+    }
+
+    /// Remove a neighbor (Cease/3); its routes are withdrawn.
+    pub async fn remove_peer(&self, addr: IpAddr) -> Result<(), Error> {
+        self.ask(|r| Command::RemovePeer(addr, r)).await?
+    }
+
+    /// Start a neighbor that was stopped.
+    pub async fn admin_up(&self, addr: IpAddr) -> Result<(), Error> {
+        self.send(Command::AdminUp(addr)).await
+    }
+
+    /// Stop a neighbor (Cease/2) without removing it.
+    pub async fn admin_down(&self, addr: IpAddr) -> Result<(), Error> {
+        self.send(Command::AdminDown(addr)).await
+    }
+
+    /// Originate (or change) a prefix, optionally with a blackhole route.
+    pub async fn originate(&self, o: OriginConfig) -> Result<(), Error> {
+        self.send(Command::Originate(o)).await
+    }
+
+    /// Stop originating a prefix (and remove its blackhole route).
+    pub async fn withdraw(&self, prefix: Prefix) -> Result<(), Error> {
+        self.send(Command::Withdraw(prefix)).await
+    }
+
+    /// Send a ROUTE-REFRESH for `family` to a neighbor.
+    pub async fn route_refresh(&self, addr: IpAddr, family: Family) -> Result<(), Error> {
+        self.send(Command::RouteRefresh(addr, family)).await
+    }
+
+    /// Status of every neighbor.
+    pub async fn peers(&self) -> Result<Vec<PeerStatus>, Error> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Status of one neighbor.
+    pub async fn peer(&self, addr: IpAddr) -> Result<Option<PeerStatus>, Error> {
+        self.ask(|r| Command::Peer(addr, r)).await
+    }
+
+    /// The Loc-RIB.
+    pub async fn routes(&self) -> Result<Vec<RouteStatus>, Error> {
+        self.ask(Command::Routes).await
+    }
+
+    /// The kernel routes the core wants (prefix → next hops).
+    pub async fn installed_routes(&self) -> Result<BTreeMap<Prefix, Vec<IpAddr>>, Error> {
+        self.ask(Command::Installed).await
+    }
+
+    /// Send Cease/Administrative Shutdown to every neighbor and stop the instance. Kernel
+    /// routes stay (for graceful restart) unless `flush_routes`.
+    pub async fn shutdown(&self, flush_routes: bool) -> Result<(), Error> {
+        self.ask(|done| Command::Shutdown { flush_routes, done })
+            .await
+    }
+}

@@ -1,0 +1,292 @@
+//! Kernel routes through rtnetlink. One task owns the netlink socket; the instance task sends
+//! it [`KernelCmd`]s over a channel.
+//!
+//! Ownership: every route we create carries our route protocol number (80 unless configured)
+//! and our metric in our table. Replacing only matches a route with the same prefix, table and
+//! metric; deleting always names our protocol, so the kernel refuses to delete anything else.
+//! Deleting a route that is already gone is success.
+//!
+//! Graceful restart: at startup the task reads the routes of ours already in the table and
+//! leaves them alone (forwarding continues while we restart) until [`KernelCmd::Synced`]; it
+//! then deletes those neither re-installed since nor wanted as blackholes.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use brindle_bgp_wire::Prefix;
+use futures::TryStreamExt;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::KernelConfig;
+use crate::error::Error;
+
+/// What the kernel task does.
+#[derive(Debug)]
+pub enum KernelCmd {
+    /// Install or replace a route (ECMP when several next hops).
+    Install(Prefix, Vec<IpAddr>),
+    /// Remove our route for the prefix.
+    Remove(Prefix),
+    /// Install (true) or remove (false) a blackhole route for an originated prefix.
+    Blackhole(Prefix, bool),
+    /// The full table has been installed: delete our leftovers from before the restart.
+    Synced,
+    /// Delete every route of ours, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+fn nl_err(what: &'static str) -> impl Fn(rtnetlink::Error) -> Error {
+    move |e| Error::Netlink {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(m.raw_code().abs()),
+        _ => None,
+    }
+}
+
+/// The kernel task's state.
+#[derive(Debug)]
+pub struct Kernel {
+    handle: Handle,
+    cfg: KernelConfig,
+    /// Our routes found at startup, until `Synced`.
+    leftover: Option<BTreeSet<Prefix>>,
+    /// Routes installed since startup.
+    installed: BTreeSet<Prefix>,
+    /// Blackholes wanted.
+    blackholes: BTreeSet<Prefix>,
+}
+
+impl Kernel {
+    /// Open the netlink socket (in the calling thread's network namespace) and read the
+    /// routes of ours already present.
+    pub async fn open(cfg: KernelConfig) -> Result<Kernel, Error> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::Netlink {
+            what: "open socket",
+            reason: e.to_string(),
+        })?;
+        tokio::spawn(conn);
+        let mut k = Kernel {
+            handle,
+            cfg,
+            leftover: None,
+            installed: BTreeSet::new(),
+            blackholes: BTreeSet::new(),
+        };
+        k.leftover = Some(k.ours().await?);
+        Ok(k)
+    }
+
+    /// The routes of ours found at startup (before any install).
+    pub fn leftover(&self) -> BTreeSet<Prefix> {
+        self.leftover.clone().unwrap_or_default()
+    }
+
+    /// Prefixes of every route in our table with our protocol.
+    pub async fn ours(&self) -> Result<BTreeSet<Prefix>, Error> {
+        let mut out = BTreeSet::new();
+        let reqs = [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ];
+        for req in reqs {
+            let mut s = self.handle.route().get(req).execute();
+            while let Some(m) = s.try_next().await.map_err(nl_err("dump routes"))? {
+                if let Some(p) = self.our_prefix(&m) {
+                    out.insert(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn our_prefix(&self, m: &RouteMessage) -> Option<Prefix> {
+        if u8::from(m.header.protocol) != self.cfg.protocol {
+            return None;
+        }
+        let table = m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Table(t) => Some(*t),
+                _ => None,
+            })
+            .unwrap_or(u32::from(m.header.table));
+        if table != self.cfg.table {
+            return None;
+        }
+        let len = m.header.destination_prefix_length;
+        let dst = m.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Destination(d) => Some(d.clone()),
+            _ => None,
+        });
+        match (m.header.address_family, dst) {
+            (AddressFamily::Inet, Some(RouteAddress::Inet(a))) => Prefix::v4(a, len),
+            (AddressFamily::Inet6, Some(RouteAddress::Inet6(a))) => Prefix::v6(a, len),
+            (AddressFamily::Inet, None) => Prefix::v4(Ipv4Addr::UNSPECIFIED, len),
+            (AddressFamily::Inet6, None) => Prefix::v6(Ipv6Addr::UNSPECIFIED, len),
+            _ => None,
+        }
+    }
+
+    fn base(&self, prefix: &Prefix) -> RouteMessageBuilder<IpAddr> {
+        let (addr, len) = match *prefix {
+            Prefix::V4(a, l) => (IpAddr::V4(a), l),
+            Prefix::V6(a, l) => (IpAddr::V6(a), l),
+        };
+        // The prefix is valid by construction, so this cannot fail.
+        let b = RouteMessageBuilder::<IpAddr>::new();
+        let b = match b.destination_prefix(addr, len) {
+            Ok(b) => b,
+            Err(_) => RouteMessageBuilder::<IpAddr>::new(),
+        };
+        b.table_id(self.cfg.table)
+            .protocol(RouteProtocol::from(self.cfg.protocol))
+            .priority(self.cfg.metric)
+    }
+
+    async fn install(&mut self, prefix: Prefix, nexthops: &[IpAddr]) -> Result<(), Error> {
+        let mut b = self.base(&prefix).kind(RouteType::Unicast);
+        let af = match prefix {
+            Prefix::V4(..) => AddressFamily::Inet,
+            Prefix::V6(..) => AddressFamily::Inet6,
+        };
+        match nexthops {
+            [] => return Ok(()),
+            [one] => {
+                b = b.gateway(*one).map_err(|e| Error::Netlink {
+                    what: "build route",
+                    reason: e.to_string(),
+                })?;
+            }
+            many => {
+                let mut hops = Vec::new();
+                for nh in many {
+                    let h = RouteNextHopBuilder::new(af)
+                        .via(*nh)
+                        .map_err(|e| Error::Netlink {
+                            what: "build next hop",
+                            reason: e.to_string(),
+                        })?;
+                    hops.push(h.build());
+                }
+                b = b.multipath(hops);
+            }
+        }
+        self.handle
+            .route()
+            .add(b.build())
+            .replace()
+            .execute()
+            .await
+            .map_err(nl_err("replace route"))?;
+        self.installed.insert(prefix);
+        Ok(())
+    }
+
+    async fn blackhole(&mut self, prefix: Prefix) -> Result<(), Error> {
+        let b = self.base(&prefix).kind(RouteType::BlackHole);
+        self.handle
+            .route()
+            .add(b.build())
+            .replace()
+            .execute()
+            .await
+            .map_err(nl_err("replace blackhole route"))
+    }
+
+    /// Delete our route for `prefix`; gone already is success. IPv6 multipath routes may be
+    /// stored as siblings, so repeat (bounded) until the kernel says there is none.
+    async fn delete(&self, prefix: Prefix) -> Result<(), Error> {
+        for _ in 0..32 {
+            let mut m = self.base(&prefix).scope(RouteScope::NoWhere).build();
+            m.header.kind = RouteType::Unspec;
+            match self.handle.route().del(m).execute().await {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(libc::ESRCH) || errno(&e) == Some(libc::ENOENT) => {
+                    return Ok(());
+                }
+                Err(e) => return Err(nl_err("delete route")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn command(&mut self, cmd: KernelCmd) {
+        let r = match cmd {
+            KernelCmd::Install(p, nh) => {
+                tracing::debug!(target: "bgp.kernel", event = "install", prefix = %p, nexthops = ?nh);
+                self.install(p, &nh).await
+            }
+            KernelCmd::Remove(p) => {
+                tracing::debug!(target: "bgp.kernel", event = "remove", prefix = %p);
+                self.installed.remove(&p);
+                if self.blackholes.contains(&p) {
+                    self.blackhole(p).await
+                } else {
+                    self.delete(p).await
+                }
+            }
+            KernelCmd::Blackhole(p, on) => {
+                if on {
+                    self.blackholes.insert(p);
+                    self.blackhole(p).await
+                } else if self.blackholes.remove(&p) && !self.installed.contains(&p) {
+                    self.delete(p).await
+                } else {
+                    Ok(())
+                }
+            }
+            KernelCmd::Synced => {
+                let stale: Vec<Prefix> = self
+                    .leftover
+                    .take()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|p| !self.installed.contains(p) && !self.blackholes.contains(p))
+                    .collect();
+                tracing::info!(target: "bgp.kernel", event = "reconcile", stale = stale.len());
+                let mut r = Ok(());
+                for p in stale {
+                    if let Err(e) = self.delete(p).await {
+                        r = Err(e);
+                    }
+                }
+                r
+            }
+            KernelCmd::Flush(done) => {
+                let r = self.flush().await;
+                let _ = done.send(());
+                r
+            }
+        };
+        if let Err(e) = r {
+            tracing::warn!(target: "bgp.kernel", event = "netlink_error", error = %e);
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        for p in self.ours().await? {
+            self.delete(p).await?;
+        }
+        self.installed.clear();
+        Ok(())
+    }
+
+    /// Serve commands until the channel closes.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<KernelCmd>) {
+        while let Some(cmd) = rx.recv().await {
+            self.command(cmd).await;
+        }
+    }
+}
