@@ -71,6 +71,10 @@ pub struct Assigned {
 pub struct Ipam {
     ds: Datastore,
     retry: RetryPolicy,
+    /// Per node, the block that last had room: tried first next time, so a node with many
+    /// full blocks does not read them all for every allocation. A cache only: correctness
+    /// never depends on it.
+    hints: std::sync::Arc<std::sync::Mutex<BTreeMap<String, IpNetwork>>>,
 }
 
 /// Which blocks an allocation may use.
@@ -91,6 +95,7 @@ impl Ipam {
                 max_attempts: 1000,
                 ..RetryPolicy::default()
             },
+            hints: Default::default(),
         }
     }
 
@@ -237,20 +242,31 @@ impl Ipam {
         let mut got: Vec<IpAddr> = Vec::new();
         let in_pools = |c: &IpNetwork| cands.iter().any(|p| p.net.contains(c.network()));
         // 1. The node's own blocks.
-        let mine: Vec<IpNetwork> = self
+        let mut mine: Vec<IpNetwork> = self
             .node_blocks(&args.node)
             .await?
             .into_iter()
             .filter(|c| in_pools(c))
             .collect();
+        let hint = self
+            .hints
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&args.node).copied());
+        if let Some(pos) = hint.and_then(|h| mine.iter().position(|b| *b == h)) {
+            mine[..=pos].rotate_right(1);
+        }
         for b in &mine {
             if got.len() >= n {
                 break;
             }
-            got.extend(
-                self.allocate_in(b, n - got.len(), &attr, reserved, &args.node, Mode::Affine)
-                    .await?,
-            );
+            let more = self
+                .allocate_in(b, n - got.len(), &attr, reserved, &args.node, Mode::Affine)
+                .await?;
+            if !more.is_empty() {
+                self.remember(&args.node, *b);
+            }
+            got.extend(more);
         }
         // 2. New blocks, while allowed.
         let mut limit_reason = None;
@@ -274,6 +290,7 @@ impl Ipam {
                 break;
             };
             owned += 1;
+            self.remember(&args.node, b);
             got.extend(
                 self.allocate_in(&b, n - got.len(), &attr, reserved, &args.node, Mode::Affine)
                     .await?,
@@ -321,6 +338,12 @@ impl Ipam {
             });
         }
         Ok(got)
+    }
+
+    fn remember(&self, node: &str, block: IpNetwork) {
+        if let Ok(mut h) = self.hints.lock() {
+            h.insert(node.to_string(), block);
+        }
     }
 
     /// Every block.
