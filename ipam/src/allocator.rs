@@ -241,32 +241,40 @@ impl Ipam {
         let attr = Self::attribute(args);
         let mut got: Vec<IpAddr> = Vec::new();
         let in_pools = |c: &IpNetwork| cands.iter().any(|p| p.net.contains(c.network()));
-        // 1. The node's own blocks.
-        let mut mine: Vec<IpNetwork> = self
-            .node_blocks(&args.node)
-            .await?
-            .into_iter()
-            .filter(|c| in_pools(c))
-            .collect();
+        // 1. The node's own blocks: the one that last had room first, without listing the
+        //    node's affinities when it still has room (allocate_in checks the block is ours).
         let hint = self
             .hints
             .lock()
             .ok()
-            .and_then(|h| h.get(&args.node).copied());
-        if let Some(pos) = hint.and_then(|h| mine.iter().position(|b| *b == h)) {
-            mine[..=pos].rotate_right(1);
+            .and_then(|h| h.get(&args.node).copied())
+            .filter(|h| in_pools(h));
+        if let Some(h) = hint {
+            got.extend(
+                self.allocate_in(&h, n, &attr, reserved, &args.node, Mode::Affine)
+                    .await?,
+            );
         }
-        for b in &mine {
-            if got.len() >= n {
-                break;
+        let mut mine: Vec<IpNetwork> = Vec::new();
+        if got.len() < n {
+            mine = self
+                .node_blocks(&args.node)
+                .await?
+                .into_iter()
+                .filter(|c| in_pools(c))
+                .collect();
+            for b in mine.iter().filter(|b| Some(**b) != hint) {
+                if got.len() >= n {
+                    break;
+                }
+                let more = self
+                    .allocate_in(b, n - got.len(), &attr, reserved, &args.node, Mode::Affine)
+                    .await?;
+                if !more.is_empty() {
+                    self.remember(&args.node, *b);
+                }
+                got.extend(more);
             }
-            let more = self
-                .allocate_in(b, n - got.len(), &attr, reserved, &args.node, Mode::Affine)
-                .await?;
-            if !more.is_empty() {
-                self.remember(&args.node, *b);
-            }
-            got.extend(more);
         }
         // 2. New blocks, while allowed.
         let mut limit_reason = None;
