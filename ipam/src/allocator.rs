@@ -425,11 +425,12 @@ impl Ipam {
                 })
         };
         // Look before charging the handle: a full block costs one read, not two handle writes.
-        match self.ds.get(&key).await {
-            Ok(Resource::IPAMBlock(b)) if usable(&b) => {}
+        // The block read here also serves the first compare-and-swap attempt.
+        let first = match self.ds.get(&key).await {
+            Ok(Resource::IPAMBlock(b)) if usable(&b) => b,
             Ok(_) | Err(DsError::NotFound { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
-        }
+        };
         let now: u64 = attr
             .secondary
             .get(attr::TIMESTAMP)
@@ -437,12 +438,16 @@ impl Ipam {
             .unwrap_or(0);
         handle::add(self, &handle_id, &bname, n as u32, node, now).await?;
         let ds = &self.ds;
+        let pending = std::sync::Mutex::new(Some(first));
         let taken = retry_on_conflict(&self.retry, &key.to_string(), || async {
-            let Resource::IPAMBlock(mut b) = (match ds.get(&key).await {
-                Err(DsError::NotFound { .. }) => return Ok(Vec::new()),
-                other => other?,
-            }) else {
-                return Ok(Vec::new());
+            let cached = pending.lock().ok().and_then(|mut p| p.take());
+            let mut b = match cached {
+                Some(b) => b,
+                None => match ds.get(&key).await {
+                    Ok(Resource::IPAMBlock(b)) => b,
+                    Ok(_) | Err(DsError::NotFound { .. }) => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                },
             };
             if !usable(&b) {
                 return Ok(Vec::new());

@@ -43,14 +43,23 @@ pub async fn add(
     now: u64,
 ) -> Result<()> {
     let ds = ipam.datastore();
+    let fresh = |n: u32| {
+        resource_from_value(json!({"apiVersion": brindle_crds::API_VERSION,
+            "kind": "IPAMHandle", "metadata": {"name": handle_name(handle),
+                "annotations": {CREATED: now.to_string(), NODE: node}},
+            "spec": {"handleID": handle, "block": {block: n}}}))
+        .map_err(|e| DsError::Internal(format!("handle {handle}: {e:?}")))
+    };
+    // Most handles are new (one per pod): try creating first, saving a read.
+    match ds.create(&fresh(n)?).await {
+        Ok(_) => return Ok(()),
+        Err(DsError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     retry_on_conflict(ipam.retry_policy(), &format!("handle {handle}"), || async {
         match ds.get(&key(handle)).await {
             Err(DsError::NotFound { .. }) => {
-                let r = resource_from_value(json!({"apiVersion": brindle_crds::API_VERSION,
-                    "kind": "IPAMHandle", "metadata": {"name": handle_name(handle),
-                        "annotations": {CREATED: now.to_string(), NODE: node}},
-                    "spec": {"handleID": handle, "block": {block: n}}}))
-                .map_err(|e| DsError::Internal(format!("handle {handle}: {e:?}")))?;
+                let r = fresh(n)?;
                 match ds.create(&r).await {
                     // Someone created it meanwhile: go round again and update it.
                     Err(DsError::AlreadyExists { key }) => Err(DsError::Conflict {
