@@ -502,42 +502,71 @@ fn check_types(c: &mut Collector, types: &[PolicyType], ingress: &[Rule], egress
     }
 }
 
+/// The checks NetworkPolicy and GlobalNetworkPolicy share.
+struct PolicyParts<'a> {
+    meta: &'a kube::core::ObjectMeta,
+    tier: &'a Option<String>,
+    order: Option<f64>,
+    selectors: &'a [(&'static str, &'a Option<String>)],
+    types: &'a [PolicyType],
+    ingress: &'a [Rule],
+    egress: &'a [Rule],
+}
+
+fn check_policy(c: &mut Collector, p: PolicyParts<'_>) {
+    c.metadata(p.meta);
+    check_tier_name(c, p.tier, p.meta.name.as_deref());
+    check_order(c, p.order);
+    for (field, sel) in p.selectors {
+        if let Some(sel) = sel {
+            c.selector(field, sel);
+        }
+    }
+    check_types(c, p.types, p.ingress, p.egress);
+    check_rules(c, "spec.ingress", p.ingress, false);
+    check_rules(c, "spec.egress", p.egress, true);
+}
+
 impl Validate for NetworkPolicy {
     fn check(&self, c: &mut Collector) {
-        c.metadata(&self.metadata);
         let s = &self.spec;
-        check_tier_name(c, &s.tier, self.metadata.name.as_deref());
-        check_order(c, s.order);
-        if let Some(sel) = &s.selector {
-            c.selector("spec.selector", sel);
-        }
-        if let Some(sel) = &s.service_account_selector {
-            c.selector("spec.serviceAccountSelector", sel);
-        }
-        check_types(c, &s.types, &s.ingress, &s.egress);
-        check_rules(c, "spec.ingress", &s.ingress, false);
-        check_rules(c, "spec.egress", &s.egress, true);
+        check_policy(
+            c,
+            PolicyParts {
+                meta: &self.metadata,
+                tier: &s.tier,
+                order: s.order,
+                selectors: &[
+                    ("spec.selector", &s.selector),
+                    ("spec.serviceAccountSelector", &s.service_account_selector),
+                ],
+                types: &s.types,
+                ingress: &s.ingress,
+                egress: &s.egress,
+            },
+        );
     }
 }
 
 impl Validate for GlobalNetworkPolicy {
     fn check(&self, c: &mut Collector) {
-        c.metadata(&self.metadata);
         let s = &self.spec;
-        check_tier_name(c, &s.tier, self.metadata.name.as_deref());
-        check_order(c, s.order);
-        for (field, sel) in [
-            ("spec.selector", &s.selector),
-            ("spec.namespaceSelector", &s.namespace_selector),
-            ("spec.serviceAccountSelector", &s.service_account_selector),
-        ] {
-            if let Some(sel) = sel {
-                c.selector(field, sel);
-            }
-        }
-        check_types(c, &s.types, &s.ingress, &s.egress);
-        check_rules(c, "spec.ingress", &s.ingress, false);
-        check_rules(c, "spec.egress", &s.egress, true);
+        check_policy(
+            c,
+            PolicyParts {
+                meta: &self.metadata,
+                tier: &s.tier,
+                order: s.order,
+                selectors: &[
+                    ("spec.selector", &s.selector),
+                    ("spec.namespaceSelector", &s.namespace_selector),
+                    ("spec.serviceAccountSelector", &s.service_account_selector),
+                ],
+                types: &s.types,
+                ingress: &s.ingress,
+                egress: &s.egress,
+            },
+        );
         if s.do_not_track {
             if s.pre_dnat {
                 c.push("spec.preDNAT", "cannot be combined with doNotTrack");

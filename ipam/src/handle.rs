@@ -3,6 +3,8 @@
 //! leaves a handle that over-counts, which release-by-handle repairs, never an allocation that
 //! no handle can find.
 
+use std::collections::BTreeMap;
+
 use brindle_crds::document::resource_from_value;
 use brindle_crds::{IPAMHandle, Resource};
 use brindle_datastore::{Error as DsError, Key, Kind, retry_on_conflict};
@@ -89,52 +91,26 @@ pub async fn add(
 /// Records that `n` addresses of `handle` in `block` were released; deletes the handle when it
 /// holds nothing any more.
 pub async fn sub(ipam: &Ipam, handle: &str, block: &str, n: u32) -> Result<()> {
-    let ds = ipam.datastore();
-    retry_on_conflict(ipam.retry_policy(), &format!("handle {handle}"), || async {
-        let mut h = match ds.get(&key(handle)).await {
-            Err(DsError::NotFound { .. }) => return Ok(()),
-            Ok(Resource::IPAMHandle(h)) => h,
-            Ok(other) => {
-                return Err(DsError::Internal(format!(
-                    "{} is not a handle",
-                    other.display_name()
-                )));
-            }
-            Err(e) => return Err(e),
-        };
-        let left = h
-            .spec
-            .block
-            .get(block)
-            .copied()
-            .unwrap_or(0)
-            .saturating_sub(n);
+    rewrite(ipam, handle, |counts| {
+        let left = counts.get(block).copied().unwrap_or(0).saturating_sub(n);
         if left == 0 {
-            h.spec.block.remove(block);
+            counts.remove(block);
         } else {
-            h.spec.block.insert(block.to_string(), left);
-        }
-        if h.spec.block.is_empty() {
-            let rev = brindle_datastore::revision_of(&Resource::IPAMHandle(h.clone()));
-            match ds.delete(&key(handle), rev).await {
-                Err(DsError::NotFound { .. }) => Ok(()),
-                other => other,
-            }
-        } else {
-            ds.update(&Resource::IPAMHandle(h)).await.map(|_| ())
+            counts.insert(block.to_string(), left);
         }
     })
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Rewrites a handle's counts to what the blocks really hold (`actual`), deleting it when it
 /// holds nothing. Used by GC for handles left over-charged by a crash mid-allocation.
-pub async fn repair(
-    ipam: &Ipam,
-    handle: &str,
-    actual: &std::collections::BTreeMap<String, u32>,
-) -> Result<()> {
+pub async fn repair(ipam: &Ipam, handle: &str, actual: &BTreeMap<String, u32>) -> Result<()> {
+    rewrite(ipam, handle, |counts| *counts = actual.clone()).await
+}
+
+/// One compare-and-swap on a handle's block counts; a handle left empty is deleted, and a
+/// handle that does not exist is left alone.
+async fn rewrite(ipam: &Ipam, handle: &str, f: impl Fn(&mut BTreeMap<String, u32>)) -> Result<()> {
     let ds = ipam.datastore();
     retry_on_conflict(ipam.retry_policy(), &format!("handle {handle}"), || async {
         let mut h = match ds.get(&key(handle)).await {
@@ -148,7 +124,7 @@ pub async fn repair(
             }
             Err(e) => return Err(e),
         };
-        h.spec.block = actual.clone();
+        f(&mut h.spec.block);
         if h.spec.block.is_empty() {
             let rev = brindle_datastore::revision_of(&Resource::IPAMHandle(h.clone()));
             match ds.delete(&key(handle), rev).await {
