@@ -8,7 +8,8 @@
 //! Pure.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use brindle_bgp_wire::{
     Family, Message, Nlri, PathAttribute, Prefix, RefreshSubtype, RouteRefreshMsg, SessionContext,
@@ -17,7 +18,8 @@ use brindle_bgp_wire::{
 
 use crate::event::{ConnId, Output};
 use crate::policy::{self, ExportTarget, SourceInfo};
-use crate::route::{RouteSource, family_of};
+use crate::rib::adj_out::SharedAttrs;
+use crate::route::{RouteAttrs, RouteSource, family_of};
 use crate::speaker::Speaker;
 
 /// Which prefixes an advertisement pass looks at.
@@ -28,6 +30,17 @@ enum Scope<'a> {
     Family(Family),
 }
 
+/// Export results of one advertisement pass towards one neighbor, per distinct best path:
+/// the export rules depend on the prefix only through the export filter (checked per prefix)
+/// and its family, so each attribute set is exported and converted to wire form once.
+#[derive(Default)]
+struct ExportCache {
+    map: HashMap<ExportKey, (Arc<RouteAttrs>, Option<SharedAttrs>)>,
+}
+
+/// The best path's attributes (by identity), source, neighbor router id, and the family.
+type ExportKey = (*const RouteAttrs, RouteSource, Ipv4Addr, Family);
+
 impl Speaker {
     /// The wire attributes `peer` should have for `prefix`, or `None`.
     fn desired(
@@ -35,13 +48,28 @@ impl Speaker {
         peer: IpAddr,
         prefix: &Prefix,
         ctx: &SessionContext,
-    ) -> Option<Vec<PathAttribute>> {
+        cache: &mut ExportCache,
+    ) -> Option<SharedAttrs> {
         let family = family_of(prefix);
         if !ctx.families.contains(&family) {
             return None;
         }
         let target = self.neighbors.get(&peer)?;
         let best = self.loc.get(prefix)?.best()?;
+        if best.source == RouteSource::Peer(peer)
+            || !policy::filter_accepts(&target.config.export, prefix)
+        {
+            return None;
+        }
+        let key = (
+            Arc::as_ptr(&best.attrs),
+            best.source,
+            best.peer_router_id,
+            family,
+        );
+        if let Some((_, v)) = cache.map.get(&key) {
+            return v.clone();
+        }
         let source = match best.source {
             RouteSource::Local => None,
             RouteSource::Peer(p) => {
@@ -59,8 +87,12 @@ impl Speaker {
             self_v4: target.self_v4(),
             self_v6: target.self_v6(),
         };
-        let attrs = policy::export(&self.config, prefix, best, source, &t)?;
-        attrs.to_wire(family, ctx)
+        let wire = policy::export(&self.config, prefix, best, source, &t)
+            .and_then(|a| a.to_wire(family, ctx))
+            .map(Arc::new);
+        // Keep the path's attributes alive with the entry, so the key's pointer stays unique.
+        cache.map.insert(key, (best.attrs.clone(), wire.clone()));
+        wire
     }
 
     fn session_of(&self, peer: IpAddr) -> Option<(ConnId, SessionContext)> {
@@ -74,8 +106,14 @@ impl Speaker {
         let Some((conn, ctx)) = self.session_of(peer) else {
             return;
         };
-        let prefixes: BTreeSet<Prefix> = match scope {
-            Scope::Prefixes(p) => p.iter().copied().collect(),
+        let owned: Vec<Prefix>;
+        let prefixes: &[Prefix] = match scope {
+            // The decision process hands over sorted, distinct prefixes: use them as they are.
+            Scope::Prefixes(p) if p.windows(2).all(|w| w[0] < w[1]) => p,
+            Scope::Prefixes(p) => {
+                owned = BTreeSet::from_iter(p.iter().copied()).into_iter().collect();
+                &owned
+            }
             Scope::Family(f) => {
                 let mut s: BTreeSet<Prefix> = self
                     .loc
@@ -86,20 +124,31 @@ impl Speaker {
                 if let Some(o) = self.adj_out.get(&peer) {
                     s.extend(o.family(f).map(|(p, _)| *p));
                 }
-                s
+                owned = s.into_iter().collect();
+                &owned
             }
         };
-        let mut announce: Vec<(Prefix, Vec<PathAttribute>)> = Vec::new();
+        let mut cache = ExportCache::default();
+        let mut announce: Vec<(Prefix, SharedAttrs)> = Vec::new();
         let mut withdraw: Vec<Prefix> = Vec::new();
-        for p in &prefixes {
-            let want = self.desired(peer, p, &ctx);
+        // The last attribute list interned, to skip the interner for runs of equal routes.
+        let mut last: Option<(SharedAttrs, SharedAttrs)> = None;
+        for p in prefixes {
+            let want = self.desired(peer, p, &ctx, &mut cache);
             let Some(rib) = self.adj_out.get_mut(&peer) else {
                 return;
             };
             match want {
                 Some(a) => {
-                    if force || rib.get(p) != Some(&a) {
-                        rib.insert(*p, a.clone());
+                    let a = match &last {
+                        Some((raw, interned)) if Arc::ptr_eq(raw, &a) => interned.clone(),
+                        _ => {
+                            let i = rib.intern(a.clone());
+                            last = Some((a, i.clone()));
+                            i
+                        }
+                    };
+                    if rib.record(*p, &a, force) {
                         announce.push((*p, a));
                     }
                 }
@@ -240,7 +289,7 @@ fn send_updates(
     peer: IpAddr,
     conn: ConnId,
     ctx: &SessionContext,
-    announce: &[(Prefix, Vec<PathAttribute>)],
+    announce: &[(Prefix, SharedAttrs)],
     withdraw: &[Prefix],
     out: &mut Vec<Output>,
 ) {
@@ -265,12 +314,16 @@ fn send_updates(
             push(pack_withdrawals(f, &w, ctx, max));
         }
     }
+    // Group by identical attributes: by identity first (shared lists), then by value.
+    let mut by_ptr: HashMap<*const Vec<PathAttribute>, usize> = HashMap::new();
     let mut index: HashMap<&Vec<PathAttribute>, usize> = HashMap::new();
     let mut groups: Vec<(&Vec<PathAttribute>, Vec<Nlri>)> = Vec::new();
     for (p, a) in announce {
-        let i = *index.entry(a).or_insert_with(|| {
-            groups.push((a, Vec::new()));
-            groups.len() - 1
+        let i = *by_ptr.entry(Arc::as_ptr(a)).or_insert_with(|| {
+            *index.entry(&**a).or_insert_with(|| {
+                groups.push((&**a, Vec::new()));
+                groups.len() - 1
+            })
         });
         groups[i].1.push(Nlri::new(*p));
     }

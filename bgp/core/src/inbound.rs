@@ -5,6 +5,7 @@
 //!
 //! Pure.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -19,6 +20,9 @@ use crate::rib::InEntry;
 use crate::route::{Path, RouteAttrs, RouteSource, family_of};
 use crate::speaker::Speaker;
 use crate::time::Instant;
+
+/// An import verdict: the post-policy attributes, or why the route is not used.
+type Verdict = Result<Arc<RouteAttrs>, policy::Rejection>;
 
 fn supported(f: Family) -> bool {
     f == Family::IPV4_UNICAST || f == Family::IPV6_UNICAST
@@ -68,9 +72,9 @@ impl Speaker {
         if !u.nlri.is_empty() {
             let mut a = base.clone();
             a.next_hop = u.next_hop().map(IpAddr::V4);
-            let a = Arc::new(a);
+            let (a, v) = self.import_shared(addr, Arc::new(a));
             for n in &u.nlri {
-                self.learn(addr, n.prefix, a.clone());
+                self.learn(addr, n.prefix, &a, &v);
                 last = Some(n.prefix);
             }
         }
@@ -82,9 +86,9 @@ impl Speaker {
                 NextHop::V4(v) => IpAddr::V4(v),
                 NextHop::V6 { global, .. } => IpAddr::V6(global),
             });
-            let a = Arc::new(a);
+            let (a, v) = self.import_shared(addr, Arc::new(a));
             for n in &mp.nlri {
-                self.learn(addr, n.prefix, a.clone());
+                self.learn(addr, n.prefix, &a, &v);
                 last = Some(n.prefix);
             }
         }
@@ -93,14 +97,38 @@ impl Speaker {
         }
     }
 
-    /// Store one announced route and apply import policy.
-    fn learn(&mut self, addr: IpAddr, prefix: Prefix, attrs: Arc<RouteAttrs>) {
-        let verdict = self.import_verdict(addr, &prefix, &attrs);
+    /// Intern received attributes and apply the prefix-independent part of import policy
+    /// ([`policy::import_attrs`]) once for every route that carries them. The post-policy
+    /// attributes are interned too (the received ones themselves when policy changed nothing).
+    fn import_shared(
+        &mut self,
+        addr: IpAddr,
+        attrs: Arc<RouteAttrs>,
+    ) -> (Arc<RouteAttrs>, Verdict) {
+        let attrs = self.interner.intern(attrs);
+        let Some(n) = self.neighbors.get(&addr) else {
+            return (attrs, Err(policy::Rejection::Filter));
+        };
+        let ebgp = n.is_ebgp(self.config.local_as);
+        let v = policy::import_attrs(&self.config, &n.config, ebgp, (*attrs).clone()).map(|a| {
+            if a == *attrs {
+                attrs.clone()
+            } else {
+                self.interner.intern(Arc::new(a))
+            }
+        });
+        (attrs, v)
+    }
+
+    /// Store one announced route and apply import policy: `base` is the verdict of
+    /// [`Self::import_shared`] for its attributes, the import filter is checked here.
+    fn learn(&mut self, addr: IpAddr, prefix: Prefix, attrs: &Arc<RouteAttrs>, base: &Verdict) {
+        let verdict = self.filter_verdict(addr, &prefix, base);
         if let Some(rib) = self.adj_in.get_mut(&addr) {
             rib.insert(
                 prefix,
                 InEntry {
-                    attrs,
+                    attrs: attrs.clone(),
                     verdict: verdict.clone(),
                     stale: false,
                 },
@@ -109,29 +137,22 @@ impl Speaker {
         self.apply_verdict(addr, prefix, verdict);
     }
 
-    fn import_verdict(
-        &self,
-        addr: IpAddr,
-        prefix: &Prefix,
-        attrs: &RouteAttrs,
-    ) -> Result<Arc<RouteAttrs>, policy::Rejection> {
-        let Some(n) = self.neighbors.get(&addr) else {
-            return Err(policy::Rejection::Filter);
+    /// The import verdict of one prefix given the verdict for its attributes.
+    fn filter_verdict(&self, addr: IpAddr, prefix: &Prefix, base: &Verdict) -> Verdict {
+        let r = match (base, self.neighbors.get(&addr)) {
+            (_, None) => Err(policy::Rejection::Filter),
+            (Ok(_), Some(n)) if !policy::filter_accepts(&n.config.import, prefix) => {
+                Err(policy::Rejection::Filter)
+            }
+            (v, Some(_)) => v.clone(),
         };
-        let ebgp = n.is_ebgp(self.config.local_as);
-        let r = policy::import(&self.config, &n.config, ebgp, prefix, attrs.clone()).map(Arc::new);
         if let Err(why) = &r {
             tracing::debug!(target: "bgp.rib", event = "route_rejected", peer = %addr, %prefix, reason = ?why);
         }
         r
     }
 
-    fn apply_verdict(
-        &mut self,
-        addr: IpAddr,
-        prefix: Prefix,
-        verdict: Result<Arc<RouteAttrs>, policy::Rejection>,
-    ) {
+    fn apply_verdict(&mut self, addr: IpAddr, prefix: Prefix, verdict: Verdict) {
         let Some(n) = self.neighbors.get(&addr) else {
             return;
         };
@@ -172,8 +193,18 @@ impl Speaker {
                 .collect(),
             None => return,
         };
+        let mut shared: HashMap<*const RouteAttrs, (Arc<RouteAttrs>, Verdict)> = HashMap::new();
         for (p, attrs, stale) in entries {
-            let verdict = self.import_verdict(addr, &p, &attrs);
+            let (_, base) = match shared.get(&Arc::as_ptr(&attrs)) {
+                Some(x) => x.clone(),
+                None => {
+                    let x = self.import_shared(addr, attrs.clone());
+                    // Keyed by the stored Arc, which the entry keeps alive.
+                    shared.insert(Arc::as_ptr(&attrs), (attrs, x.1.clone()));
+                    x
+                }
+            };
+            let verdict = self.filter_verdict(addr, &p, &base);
             if let Some(e) = self.adj_in.get_mut(&addr).and_then(|r| r.get_mut(&p)) {
                 e.verdict = verdict.clone();
             }

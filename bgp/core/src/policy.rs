@@ -75,6 +75,21 @@ pub fn import(
     peer: &PeerConfig,
     ebgp: bool,
     prefix: &Prefix,
+    attrs: RouteAttrs,
+) -> Result<RouteAttrs, Rejection> {
+    let attrs = import_attrs(speaker, peer, ebgp, attrs)?;
+    if !filter_accepts(&peer.import, prefix) {
+        return Err(Rejection::Filter);
+    }
+    Ok(attrs)
+}
+
+/// The part of [`import`] that does not depend on the prefix: every check but the import
+/// filter, and the eBGP attribute stripping. `import` = this, then the filter.
+pub fn import_attrs(
+    speaker: &SpeakerConfig,
+    peer: &PeerConfig,
+    ebgp: bool,
     mut attrs: RouteAttrs,
 ) -> Result<RouteAttrs, Rejection> {
     let own = attrs
@@ -98,9 +113,6 @@ pub fn import(
     }
     if attrs.next_hop.is_none() {
         return Err(Rejection::NoNextHop);
-    }
-    if !filter_accepts(&peer.import, prefix) {
-        return Err(Rejection::Filter);
     }
     if ebgp {
         attrs.local_pref = None;

@@ -4,6 +4,8 @@
 //!
 //! Pure: conversions between wire attributes and the normalized form.
 
+use std::collections::HashSet;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -241,5 +243,44 @@ impl Path {
     /// (RFC 4456 §9), else the neighbor's BGP identifier.
     pub fn tie_break_id(&self) -> Ipv4Addr {
         self.attrs.originator_id.unwrap_or(self.peer_router_id)
+    }
+}
+
+/// Hash-consing of shared values (attribute sets): equal values are stored once and shared by
+/// every route that carries them. Entries nobody else holds any more are pruned whenever the
+/// table has doubled since the last prune, so the cost stays amortized O(1) per lookup.
+#[derive(Debug, Clone)]
+pub struct Interner<T> {
+    set: HashSet<Arc<T>>,
+    pruned_len: usize,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Interner {
+            set: HashSet::new(),
+            pruned_len: 0,
+        }
+    }
+}
+
+impl<T: Hash + Eq> Interner<T> {
+    /// The shared copy of `v`: an equal value already interned, or `v` itself from now on.
+    pub fn intern(&mut self, v: Arc<T>) -> Arc<T> {
+        if let Some(a) = self.set.get(&v) {
+            return a.clone();
+        }
+        if self.set.len() >= 2 * self.pruned_len + 64 {
+            self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.pruned_len = self.set.len();
+        }
+        self.set.insert(v.clone());
+        v
+    }
+
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.set.clear();
+        self.pruned_len = 0;
     }
 }

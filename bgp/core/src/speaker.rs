@@ -10,6 +10,7 @@
 //! Pure: no I/O, no clock.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use crate::decision::DecisionOptions;
 use crate::event::{Input, Output, PeerTimer, TimerId};
 use crate::neighbor::Neighbor;
 use crate::rib::{AdjRibIn, AdjRibOut, LocRib};
-use crate::route::{Path, RouteAttrs, RouteSource};
+use crate::route::{Interner, Path, RouteAttrs, RouteSource};
 use crate::time::Instant;
 use crate::timer::Timers;
 
@@ -32,6 +33,8 @@ pub struct Speaker {
     pub(crate) adj_in: BTreeMap<IpAddr, AdjRibIn>,
     pub(crate) adj_out: BTreeMap<IpAddr, AdjRibOut>,
     pub(crate) loc: LocRib,
+    /// Received and post-import attribute sets, shared by every route carrying them.
+    pub(crate) interner: Interner<RouteAttrs>,
     pub(crate) originated: BTreeMap<Prefix, OriginAttrs>,
     pub(crate) installed: BTreeMap<Prefix, Vec<IpAddr>>,
     pub(crate) timers: Timers,
@@ -52,6 +55,7 @@ impl Speaker {
             adj_in: BTreeMap::new(),
             adj_out: BTreeMap::new(),
             loc: LocRib::default(),
+            interner: Interner::default(),
             originated: BTreeMap::new(),
             installed: BTreeMap::new(),
             timers: Timers::default(),
@@ -234,21 +238,28 @@ impl Speaker {
                 if best.source == RouteSource::Local {
                     return None;
                 }
-                let mut nh: Vec<IpAddr> = d.multipath().filter_map(|x| x.attrs.next_hop).collect();
+                let mut nh = Vec::with_capacity(d.selection.multipath.len());
+                nh.extend(d.multipath().filter_map(|x| x.attrs.next_hop));
                 nh.sort();
                 nh.dedup();
                 (!nh.is_empty()).then_some(nh)
             });
             match want {
                 Some(nh) => {
-                    if self.installed.get(p) != Some(&nh) {
-                        tracing::debug!(target: "bgp.rib", event = "route_install", prefix = %p, nexthops = ?nh);
-                        self.installed.insert(*p, nh.clone());
-                        out.push(Output::InstallRoute {
-                            prefix: *p,
-                            nexthops: nh,
-                        });
+                    match self.installed.entry(*p) {
+                        Entry::Occupied(e) if *e.get() == nh => continue,
+                        Entry::Occupied(mut e) => {
+                            e.insert(nh.clone());
+                        }
+                        Entry::Vacant(e) => {
+                            e.insert(nh.clone());
+                        }
                     }
+                    tracing::debug!(target: "bgp.rib", event = "route_install", prefix = %p, nexthops = ?nh);
+                    out.push(Output::InstallRoute {
+                        prefix: *p,
+                        nexthops: nh,
+                    });
                 }
                 None => {
                     if self.installed.remove(p).is_some() {

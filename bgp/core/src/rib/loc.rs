@@ -53,7 +53,12 @@ impl LocRib {
                 }
                 d.paths[i] = path;
             }
-            Err(i) => d.paths.insert(i, path),
+            Err(i) => {
+                // Most prefixes have one path: do not let the first insert allocate room for
+                // four (the default growth), which would triple the Loc-RIB's heap use.
+                d.paths.reserve_exact(1);
+                d.paths.insert(i, path)
+            }
         }
         self.dirty.insert(prefix);
     }
