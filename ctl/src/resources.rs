@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use brindle_crds::{Kind, Resource, parse_resources};
+use brindle_crds::{Kind, Resource};
 use brindle_datastore::{Datastore, Error, Key};
 use comfy_table::{Table, presets};
 use serde_json::Value;
@@ -22,35 +22,7 @@ pub enum Output {
 
 /// Reads and validates every document; refuses the lot if any is invalid.
 fn load(files: &[PathBuf], out: &mut dyn Write) -> Result<Option<Vec<Resource>>> {
-    let mut resources = Vec::new();
-    let mut ok = true;
-    for file in crate::validate::collect_files(files)? {
-        let text = crate::validate::read(&file)?;
-        let docs = match parse_resources(&text) {
-            Ok(d) => d,
-            Err(e) => {
-                writeln!(out, "{}: invalid YAML/JSON at {e}", file.display())?;
-                ok = false;
-                continue;
-            }
-        };
-        for d in docs {
-            match d.result {
-                Ok(r) => resources.push(r),
-                Err(errors) => {
-                    ok = false;
-                    let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                    writeln!(
-                        out,
-                        "{}: {}: invalid: {}",
-                        file.display(),
-                        d.label,
-                        list.join("; ")
-                    )?;
-                }
-            }
-        }
-    }
+    let (resources, ok) = crate::validate::load(files, false, out)?;
     Ok(ok.then_some(resources))
 }
 

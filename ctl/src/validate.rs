@@ -50,13 +50,17 @@ pub fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// Validates every document of every file; returns whether all were valid.
-pub fn run(paths: &[PathBuf], out: &mut dyn Write) -> Result<bool> {
-    let files = collect_files(paths)?;
+/// Reads every document of every file, printing each invalid one (and each valid one when
+/// `report_ok`) with its field-path errors. Returns the valid resources and whether all were.
+pub fn load(
+    paths: &[PathBuf],
+    report_ok: bool,
+    out: &mut dyn Write,
+) -> Result<(Vec<Resource>, bool)> {
+    let mut resources = Vec::new();
     let mut all_ok = true;
-    let mut pools: Vec<(String, IPPool)> = Vec::new();
-    for file in &files {
-        let text = read(file)?;
+    for file in collect_files(paths)? {
+        let text = read(&file)?;
         let shown = file.display();
         let docs = match parse_resources(&text) {
             Ok(d) => d,
@@ -69,10 +73,10 @@ pub fn run(paths: &[PathBuf], out: &mut dyn Write) -> Result<bool> {
         for doc in docs {
             match doc.result {
                 Ok(r) => {
-                    writeln!(out, "{shown}: {}: ok", doc.label)?;
-                    if let Resource::IPPool(p) = r {
-                        pools.push((shown.to_string(), p));
+                    if report_ok {
+                        writeln!(out, "{shown}: {}: ok", doc.label)?;
                     }
+                    resources.push(r);
                 }
                 Err(errors) => {
                     all_ok = false;
@@ -82,8 +86,24 @@ pub fn run(paths: &[PathBuf], out: &mut dyn Write) -> Result<bool> {
             }
         }
     }
-    let only_pools: Vec<IPPool> = pools.iter().map(|(_, p)| p.clone()).collect();
-    for e in check_pool_overlaps(&only_pools) {
+    Ok((resources, all_ok))
+}
+
+/// Validates every document of every file, and the pools against each other; returns whether
+/// all were valid.
+pub fn run(paths: &[PathBuf], out: &mut dyn Write) -> Result<bool> {
+    let (resources, mut all_ok) = load(paths, true, out)?;
+    let pools: Vec<IPPool> = resources
+        .into_iter()
+        .filter_map(|r| {
+            if let Resource::IPPool(p) = r {
+                Some(p)
+            } else {
+                None
+            }
+        })
+        .collect();
+    for e in check_pool_overlaps(&pools) {
         all_ok = false;
         writeln!(out, "{e}")?;
     }

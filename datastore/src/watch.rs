@@ -73,7 +73,9 @@ async fn run(
             None => match backend.list(kind, None).await {
                 Ok((items, rev)) => {
                     for s in items {
-                        let Some(ev) = added(s) else { continue };
+                        let Some(ev) = decoded(s, WatchEvent::Added) else {
+                            continue;
+                        };
                         if tx.send(ev).await.is_err() {
                             return;
                         }
@@ -117,8 +119,8 @@ async fn run(
                         }
                         last = Some(change.revision);
                         let ev = match change.op {
-                            ChangeOp::Created(v) => decode_event(change.key, v, change.revision, WatchEvent::Added),
-                            ChangeOp::Modified(v) => decode_event(change.key, v, change.revision, WatchEvent::Modified),
+                            ChangeOp::Created(v) => decoded(Stored { key: change.key, value: v, revision: change.revision }, WatchEvent::Added),
+                            ChangeOp::Modified(v) => decoded(Stored { key: change.key, value: v, revision: change.revision }, WatchEvent::Modified),
                             ChangeOp::Deleted => Some(WatchEvent::Deleted(change.key, change.revision)),
                         };
                         if let Some(ev) = ev && tx.send(ev).await.is_err() {
@@ -148,32 +150,17 @@ async fn run(
     }
 }
 
-fn added(s: Stored) -> Option<WatchEvent> {
+/// Decodes a stored object into the event `wrap` builds; an undecodable object is logged and
+/// skipped rather than ending the watch.
+fn decoded(s: Stored, wrap: fn(Resource) -> WatchEvent) -> Option<WatchEvent> {
     let key = s.key.clone();
     match decode(s) {
-        Ok(r) => Some(WatchEvent::Added(r)),
+        Ok(r) => Some(wrap(r)),
         Err(e) => {
             tracing::error!(target: "datastore.watch", %key, error = %e, "skipping undecodable object");
             None
         }
     }
-}
-
-fn decode_event(
-    key: Key,
-    value: serde_json::Value,
-    revision: Revision,
-    wrap: fn(Resource) -> WatchEvent,
-) -> Option<WatchEvent> {
-    added(Stored {
-        key,
-        value,
-        revision,
-    })
-    .map(|ev| match ev {
-        WatchEvent::Added(r) => wrap(r),
-        other => other,
-    })
 }
 
 async fn sleep_backoff(current: Duration) -> Duration {
