@@ -477,30 +477,16 @@ impl Ipam {
     /// Assigns one specific address (the `ipAddrs` annotation). It must lie in a pool, not be
     /// reserved, and be free.
     pub async fn assign_ip(&self, ip: IpAddr, args: &AssignArgs) -> Result<()> {
-        let pools = self.pools().await?;
-        let pool = pools
-            .iter()
-            .find(|p| p.spec.network().is_some_and(|n| n.contains(ip)))
-            .ok_or_else(|| Error::Address {
-                ip,
-                reason: "is not inside any IPPool".into(),
-            })?;
+        let cidr = Self::block_of(&self.pools().await?, ip).ok_or_else(|| Error::Address {
+            ip,
+            reason: "is not inside any IPPool".into(),
+        })?;
         if self.reservations().await?.iter().any(|r| r.contains(ip)) {
             return Err(Error::Address {
                 ip,
                 reason: "is reserved by an IPReservation".into(),
             });
         }
-        let net = pool
-            .spec
-            .network()
-            .ok_or_else(|| Error::Invalid("pool without CIDR".into()))?;
-        let cidr = block::block_containing(&net, pool.spec.effective_block_size(), ip).ok_or_else(
-            || Error::Address {
-                ip,
-                reason: "has no block".into(),
-            },
-        )?;
         let attr = Self::attribute(args);
         let bname = cidr.to_string();
         handle::add(self, &args.handle, &bname, 1, &args.node, args.timestamp).await?;
