@@ -56,6 +56,11 @@ pub struct IPAMBlockSpec {
     /// Bumped on every allocation, for clients that cache the block.
     #[serde(default)]
     pub sequence_number: u64,
+    /// Per allocated ordinal (as a decimal string), the block's sequence number when it was
+    /// handed out: with the handle it identifies one allocation, so a release that was decided
+    /// earlier never frees an address that has since been given to someone else.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sequence_number_for_allocation: BTreeMap<String, u64>,
 }
 
 impl Validate for IPAMBlock {

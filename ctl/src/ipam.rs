@@ -129,18 +129,28 @@ fn read_handles(path: &PathBuf) -> Result<BTreeSet<String>> {
         .collect())
 }
 
-/// `ipam check [--live-handles FILE] [--gc --grace D]`.
-pub async fn check(
-    ds: &Datastore,
-    live_handles: Option<&PathBuf>,
-    gc: bool,
-    grace: Duration,
-    out: &mut dyn Write,
-) -> Result<bool> {
+/// What `ipam check` is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct CheckArgs {
+    /// File with the handles of live workloads.
+    pub live_handles: Option<PathBuf>,
+    /// Plan garbage collection (and print it).
+    pub gc: bool,
+    /// Act on the plan; without it GC is a dry run.
+    pub yes: bool,
+    /// Free missing nodes' allocations without waiting for the grace period.
+    pub missing_nodes_now: bool,
+    /// Leaks younger than this are kept.
+    pub grace: Duration,
+}
+
+/// `ipam check [--live-handles FILE] [--gc [--yes] [--missing-nodes-now] --grace D]`.
+pub async fn check(ds: &Datastore, args: &CheckArgs, out: &mut dyn Write) -> Result<bool> {
     let ipam = Ipam::new(ds.clone());
     let live = LiveState {
         nodes: None,
-        handles: live_handles.map(read_handles).transpose()?,
+        handles: args.live_handles.as_ref().map(read_handles).transpose()?,
+        missing_nodes_now: args.missing_nodes_now,
     };
     let report = ipam.check(&live, now()).await?;
     writeln!(out, "{} allocations checked", report.allocations)?;
@@ -151,18 +161,10 @@ pub async fn check(
         )?;
     }
     for l in &report.leaked {
-        writeln!(
-            out,
-            "leaked: {} handle={} node={} age={}s: {}",
-            l.ip,
-            l.handle.as_deref().unwrap_or("-"),
-            l.node.as_deref().unwrap_or("-"),
-            l.age_secs,
-            l.reason
-        )?;
+        writeln!(out, "leaked: {}", describe(l))?;
     }
     for a in &report.orphaned_affinities {
-        writeln!(out, "orphaned affinity: {a}")?;
+        writeln!(out, "orphaned affinity: {}", a.name)?;
     }
     for b in &report.blocks_of_missing_nodes {
         writeln!(out, "block of a missing node: {b}")?;
@@ -173,8 +175,36 @@ pub async fn check(
     for (ip, holders) in &report.duplicates {
         writeln!(out, "DUPLICATE: {ip} allocated in {}", holders.join(", "))?;
     }
-    if gc {
-        let s = ipam.gc(&live, now(), grace).await?;
+    if args.gc {
+        let plan = ipam.gc_plan(&live, now(), args.grace).await?;
+        for l in &plan.release {
+            writeln!(out, "gc: would free {}", describe(l))?;
+        }
+        for h in &plan.repair {
+            writeln!(out, "gc: would rewrite stale handle {}", h.handle)?;
+        }
+        let kept = report.leaked.len() - plan.release.len();
+        if kept > 0 {
+            writeln!(
+                out,
+                "gc: keeping {kept} leaked addresses still within the {}s grace period{}",
+                args.grace.as_secs(),
+                if args.missing_nodes_now {
+                    ""
+                } else {
+                    " (--missing-nodes-now frees missing nodes' at once)"
+                }
+            )?;
+        }
+        if !args.yes {
+            writeln!(
+                out,
+                "gc: dry run, nothing freed ({} addresses due); pass --yes to free them",
+                plan.release.len()
+            )?;
+            return Ok(report.duplicates.is_empty());
+        }
+        let s = ipam.gc_apply(&plan, &live, now()).await?;
         writeln!(
             out,
             "gc: released {} addresses, {} blocks, {} affinities",
@@ -188,6 +218,17 @@ pub async fn check(
         writeln!(out, "ok: no leaks, orphans or duplicates")?;
     }
     Ok(report.is_clean())
+}
+
+fn describe(l: &brindle_ipam::check::Leak) -> String {
+    format!(
+        "{} handle={} node={} age={}s: {}",
+        l.ip,
+        l.handle.as_deref().unwrap_or("-"),
+        l.node.as_deref().unwrap_or("-"),
+        l.age_secs,
+        l.reason
+    )
 }
 
 /// `ipam release --ip ... | --handle ...`.

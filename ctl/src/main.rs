@@ -92,9 +92,16 @@ enum IpamCommand {
         /// File with the handles of live workloads, one per line.
         #[arg(long)]
         live_handles: Option<PathBuf>,
-        /// Also free what is safe to free.
+        /// Also plan garbage collection and print what it would free (a dry run unless --yes).
         #[arg(long)]
         gc: bool,
+        /// With --gc: free what the plan found due.
+        #[arg(long, requires = "gc")]
+        yes: bool,
+        /// With --gc: free the allocations of nodes that no longer exist without waiting for
+        /// the grace period.
+        #[arg(long, requires = "gc")]
+        missing_nodes_now: bool,
         /// Leaks younger than this are kept (e.g. 15m, 90s).
         #[arg(long, default_value = "15m")]
         grace: String,
@@ -185,11 +192,20 @@ fn run_with_datastore(spec: &str, command: Command) -> anyhow::Result<bool> {
                 IpamCommand::Check {
                     live_handles,
                     gc,
+                    yes,
+                    missing_nodes_now,
                     grace,
                 } => {
                     let grace = brindle_crds::validate::parse_duration(&grace)
                         .map_err(anyhow::Error::msg)?;
-                    ipam::check(&ds, live_handles.as_ref(), gc, grace, out).await
+                    let args = ipam::CheckArgs {
+                        live_handles,
+                        gc,
+                        yes,
+                        missing_nodes_now,
+                        grace,
+                    };
+                    ipam::check(&ds, &args, out).await
                 }
                 IpamCommand::Release { ips, handles } => {
                     if ips.is_empty() && handles.is_empty() {

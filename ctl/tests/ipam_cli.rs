@@ -95,6 +95,28 @@ async fn show_check_release() {
             "0s",
         ],
     );
+    // Without --yes GC only says what it would free.
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("gc: would free").count(), 2, "{out}");
+    assert!(out.contains("dry run, nothing freed"), "{out}");
+    let (code, out) = brindlectl(
+        &spec,
+        &["ipam", "check", "--live-handles", live.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "the dry run freed something: {out}");
+    let (code, out) = brindlectl(
+        &spec,
+        &[
+            "ipam",
+            "check",
+            "--live-handles",
+            live.to_str().unwrap(),
+            "--gc",
+            "--yes",
+            "--grace",
+            "0s",
+        ],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("gc: released 2 addresses"), "{out}");
     let (code, out) = brindlectl(
@@ -113,4 +135,55 @@ async fn show_check_release() {
     let (code, out) = brindlectl(&spec, &["ipam", "release", "--handle", "net.c1"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("released 2 address(es)"), "{out}");
+}
+
+/// With no Node objects at all, GC must not call every allocation a missing node's: it refuses,
+/// and an allocation whose handle is live survives, with its block and affinity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_refuses_without_nodes_and_keeps_live_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("sqlite:{}", dir.path().join("ipam.db").display());
+    let ds = brindle_datastore::open(&spec).await.unwrap();
+    let p = resource_from_value(json!({"apiVersion": "brindle.dev/v1", "kind": "IPPool",
+        "metadata": {"name": "pods"}, "spec": {"cidr": "198.18.0.0/24", "blockSize": 28}}))
+    .unwrap();
+    ds.create(&p).await.unwrap();
+    let ipam = Ipam::new(ds.clone());
+    let got = ipam
+        .auto_assign(&AssignArgs {
+            handle: "net.live".into(),
+            node: "node-a".into(),
+            num_v4: 1,
+            timestamp: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let live = dir.path().join("live");
+    std::fs::write(&live, "net.live\n").unwrap();
+    let args = [
+        "ipam",
+        "check",
+        "--live-handles",
+        live.to_str().unwrap(),
+        "--gc",
+        "--yes",
+        "--missing-nodes-now",
+        "--grace",
+        "0s",
+    ];
+    let (code, out) = brindlectl(&spec, &args);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("refus") && out.contains("no Node"), "{out}");
+    assert_eq!(ipam.node_blocks("node-a").await.unwrap().len(), 1);
+    // Once another node exists the view is trusted, but node-a's live handle still protects it.
+    let node = resource_from_value(json!({"apiVersion": "brindle.dev/v1", "kind": "Node",
+        "metadata": {"name": "node-b"}, "spec": {"bgp": {"ipv4Address": "198.19.0.2/24"}}}))
+    .unwrap();
+    ds.create(&node).await.unwrap();
+    let (code, out) = brindlectl(&spec, &args);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("gc: released 0 addresses"), "{out}");
+    assert_eq!(ipam.node_blocks("node-a").await.unwrap().len(), 1);
+    assert_eq!(ipam.release_ips(&got.v4).await.unwrap(), got.v4);
 }

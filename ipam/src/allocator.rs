@@ -531,31 +531,66 @@ impl Ipam {
     }
 
     /// Releases addresses (idempotent: free or unknown ones are skipped). Returns those freed.
+    /// Blocks are found among the blocks that exist, not recomputed from today's pools, so an
+    /// address in a deleted pool, or in a pool whose block size changed, can still be released.
     pub async fn release_ips(&self, ips: &[IpAddr]) -> Result<Vec<IpAddr>> {
-        let pools = self.pools().await?;
+        let blocks: Vec<IpNetwork> = self
+            .blocks()
+            .await?
+            .iter()
+            .filter_map(|b| b.spec.cidr.parse().ok())
+            .collect();
         let mut by_block: BTreeMap<IpNetwork, Vec<IpAddr>> = BTreeMap::new();
         for &ip in ips {
-            if let Some(b) = Self::block_of(&pools, ip) {
-                by_block.entry(b).or_default().push(ip);
+            if let Some(b) = blocks.iter().find(|b| b.contains(ip)) {
+                by_block.entry(*b).or_default().push(ip);
             }
         }
         let mut freed = Vec::new();
         for (cidr, ips) in by_block {
-            let done = self
-                .release_in_block(&cidr, |spec, net| block::release(spec, net, &ips))
-                .await?;
-            freed.extend(done.iter().map(|(ip, _)| *ip));
-            let mut per_handle: BTreeMap<String, u32> = BTreeMap::new();
-            for (_, h) in done {
-                if let Some(h) = h {
-                    *per_handle.entry(h).or_default() += 1;
-                }
-            }
-            for (h, n) in per_handle {
-                handle::sub(self, &h, &cidr.to_string(), n).await?;
-            }
+            freed.extend(
+                self.release_and_uncharge(&cidr, |spec, net| block::release(spec, net, &ips))
+                    .await?,
+            );
         }
         Ok(freed)
+    }
+
+    /// Releases allocations exactly as a reader saw them: each address is freed only if it still
+    /// holds the same handle and sequence number, inside the same compare-and-swap, so an address
+    /// handed to a new workload since then is never freed. Returns those freed.
+    pub async fn release_exact(
+        &self,
+        ids: &[(IpNetwork, block::AllocationId)],
+    ) -> Result<Vec<IpAddr>> {
+        let mut by_block: BTreeMap<IpNetwork, Vec<block::AllocationId>> = BTreeMap::new();
+        for (b, id) in ids {
+            by_block.entry(*b).or_default().push(id.clone());
+        }
+        let mut freed = Vec::new();
+        for (cidr, ids) in by_block {
+            freed.extend(
+                self.release_and_uncharge(&cidr, |spec, net| block::release_exact(spec, net, &ids))
+                    .await?,
+            );
+        }
+        Ok(freed)
+    }
+
+    /// Frees what `f` frees in one block, then takes the freed addresses off their handles.
+    async fn release_and_uncharge<F>(&self, cidr: &IpNetwork, f: F) -> Result<Vec<IpAddr>>
+    where
+        F: Fn(&mut brindle_crds::IPAMBlockSpec, &IpNetwork) -> Vec<(IpAddr, Option<String>)>,
+    {
+        let done = self.release_in_block(cidr, f).await?;
+        let mut per_handle: BTreeMap<String, u32> = BTreeMap::new();
+        for h in done.iter().filter_map(|(_, h)| h.clone()) {
+            *per_handle.entry(h).or_default() += 1;
+        }
+        for (h, n) in per_handle {
+            handle::sub(self, &h, &cidr.to_string(), n).await?;
+        }
+        Ok(done.into_iter().map(|(ip, _)| ip).collect())
     }
 
     /// Releases everything a handle holds (idempotent: an unknown handle releases nothing).

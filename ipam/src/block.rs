@@ -128,6 +128,7 @@ pub fn new_block(
         attributes: Vec::new(),
         deleted: false,
         sequence_number: 0,
+        sequence_number_for_allocation: BTreeMap::new(),
     }
 }
 
@@ -172,6 +173,8 @@ pub fn allocate(
         if taken.len() < n && !reserved(ip) && spec.allocations.get(o as usize) == Some(&None) {
             let i = *idx.get_or_insert_with(|| attribute_index(spec, attr));
             spec.allocations[o as usize] = Some(i);
+            spec.sequence_number_for_allocation
+                .insert(o.to_string(), spec.sequence_number);
             taken.push(ip);
         } else {
             keep.push(o);
@@ -204,6 +207,8 @@ pub fn allocate_specific(
         *slot = Some(i);
     }
     spec.unallocated.retain(|&x| x != o);
+    spec.sequence_number_for_allocation
+        .insert(o.to_string(), spec.sequence_number);
     spec.sequence_number += 1;
     Ok(())
 }
@@ -229,11 +234,54 @@ pub fn release(
                 .get(i as usize)
                 .and_then(|a| a.handle_id.clone());
             spec.unallocated.push(o);
+            spec.sequence_number_for_allocation.remove(&o.to_string());
             out.push((ip, handle));
         }
     }
     compact_attributes(spec);
     out
+}
+
+/// One allocation as a reader saw it: the address, its handle and the sequence number it was
+/// handed out under (None for allocations made before sequence numbers were recorded).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AllocationId {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its handle.
+    pub handle: Option<String>,
+    /// The block's sequence number when it was allocated.
+    pub seq: Option<u64>,
+}
+
+/// The identity of the allocation at `ip`, if the address is allocated.
+pub fn allocation_id(spec: &IPAMBlockSpec, block: &IpNetwork, ip: IpAddr) -> Option<AllocationId> {
+    let o = addr_ordinal(block, ip)?;
+    let i = (*spec.allocations.get(o as usize)?)?;
+    Some(AllocationId {
+        ip,
+        handle: spec.attributes.get(i as usize)?.handle_id.clone(),
+        seq: spec
+            .sequence_number_for_allocation
+            .get(&o.to_string())
+            .copied(),
+    })
+}
+
+/// Frees each given allocation only if the address still holds that same allocation (same
+/// handle and sequence number): an address released and handed to a new workload since the
+/// caller looked is left alone. Returns what was freed.
+pub fn release_exact(
+    spec: &mut IPAMBlockSpec,
+    block: &IpNetwork,
+    ids: &[AllocationId],
+) -> Vec<(IpAddr, Option<String>)> {
+    let still: Vec<IpAddr> = ids
+        .iter()
+        .filter(|id| allocation_id(spec, block, id.ip).as_ref() == Some(*id))
+        .map(|id| id.ip)
+        .collect();
+    release(spec, block, &still)
 }
 
 /// Frees every address held by `handle`; returns them.

@@ -24,7 +24,7 @@ pub mod pools;
 use std::net::IpAddr;
 
 pub use allocator::{AssignArgs, Assigned, Ipam, IpamConfig};
-pub use check::{CheckReport, GcSummary, LiveState};
+pub use check::{CheckReport, GcPlan, GcSummary, LiveState};
 
 /// Attribute keys stored with every allocation.
 pub mod attr {
@@ -79,6 +79,9 @@ pub enum Error {
     /// Bad arguments.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// GC cannot establish which nodes and workloads are alive, so it frees nothing.
+    #[error("ipam gc refused: {0}")]
+    UnknownLiveState(String),
 }
 
 /// The IPAM result type.

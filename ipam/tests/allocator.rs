@@ -143,6 +143,7 @@ async fn assign_release_idempotent(e: Env) {
             &LiveState {
                 nodes: Some(["n1".to_string()].into()),
                 handles: Some(BTreeSet::new()),
+                ..Default::default()
             },
             2_000,
         )
@@ -362,9 +363,10 @@ async fn check_and_gc(e: Env) {
     let h1 = e.ipam.auto_assign(&args("net.h1", "n1")).await.unwrap();
     e.ipam.auto_assign(&args("net.h2", "n1")).await.unwrap();
     let h3 = e.ipam.auto_assign(&args("net.h3", "n2")).await.unwrap();
-    let live = LiveState {
+    let mut live = LiveState {
         nodes: Some(["n1".to_string()].into()),
         handles: Some(["net.h1".to_string()].into()),
+        ..Default::default()
     };
     let report = e.ipam.check(&live, 1_060).await.unwrap();
     let leaked: BTreeMap<String, String> = report
@@ -381,11 +383,21 @@ async fn check_and_gc(e: Env) {
         report
             .orphaned_affinities
             .iter()
-            .any(|a| a.starts_with("n2-")),
+            .any(|a| a.name.starts_with("n2-")),
         "{report:?}"
     );
 
-    // One minute later: only the missing node's address is freed; h2 is within the grace period.
+    // One minute later, a missing node gets the same grace period as any leak: nothing is due.
+    let gc = e
+        .ipam
+        .gc(&live, 1_060, Duration::from_secs(900))
+        .await
+        .unwrap();
+    assert!(gc.released.is_empty(), "{gc:?}");
+    assert!(gc.blocks_released.is_empty(), "{gc:?}");
+    assert!(gc.affinities_removed.is_empty(), "{gc:?}");
+    // Told to free missing nodes at once: only n2's address goes; h2 is within the grace period.
+    live.missing_nodes_now = true;
     let gc = e
         .ipam
         .gc(&live, 1_060, Duration::from_secs(900))
@@ -407,6 +419,60 @@ async fn check_and_gc(e: Env) {
     assert_eq!(e.ipam.release_by_handle("net.h1").await.unwrap(), h1.v4);
 }
 
+/// GC decided to free an address, but before it acted the address was released and handed
+/// to a new workload: the new allocation survives (same address, new sequence number).
+async fn gc_never_frees_a_reused_address(e: Env) {
+    let ds = e.ipam.datastore().clone();
+    pool(&ds, "p", "198.18.1.0/28", 28, json!({})).await;
+    node(&ds, "n1", json!({})).await;
+    let old = e.ipam.auto_assign(&args("net.old", "n1")).await.unwrap();
+    let live = LiveState {
+        handles: Some(BTreeSet::new()),
+        ..Default::default()
+    };
+    let plan = e
+        .ipam
+        .gc_plan(&live, 5_000, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(plan.release.len(), 1, "{plan:?}");
+    // The pod's own DEL releases it; a new pod gets the same address by asking for it.
+    e.ipam.release_by_handle("net.old").await.unwrap();
+    e.ipam
+        .assign_ip(old.v4[0], &args("net.new", "n1"))
+        .await
+        .unwrap();
+    let gc = e.ipam.gc_apply(&plan, &live, 5_000).await.unwrap();
+    assert!(gc.released.is_empty(), "GC freed a re-used address: {gc:?}");
+    // Even the same handle re-allocating the address is a different allocation.
+    e.ipam.release_by_handle("net.new").await.unwrap();
+    e.ipam
+        .assign_ip(old.v4[0], &args("net.old", "n1"))
+        .await
+        .unwrap();
+    let gc = e.ipam.gc_apply(&plan, &live, 5_000).await.unwrap();
+    assert!(gc.released.is_empty(), "GC freed a re-used address: {gc:?}");
+    let report = e.ipam.check(&LiveState::default(), 5_000).await.unwrap();
+    assert_eq!(report.allocations, 1);
+}
+
+/// Addresses stay releasable by address after their pool is deleted or re-cut.
+async fn release_after_pool_changes(e: Env) {
+    let ds = e.ipam.datastore().clone();
+    pool(&ds, "p", "198.18.2.0/24", 28, json!({})).await;
+    let a = e.ipam.auto_assign(&args("net.a", "n1")).await.unwrap();
+    let b = e.ipam.auto_assign(&args("net.b", "n1")).await.unwrap();
+    // The block size changes: the address's block is no longer where the pool says.
+    pool(&ds, "p", "198.18.2.0/24", 26, json!({})).await;
+    assert_eq!(e.ipam.release_ips(&a.v4).await.unwrap(), a.v4);
+    // The pool goes away altogether.
+    ds.delete(&Key::new(Kind::IPPool, "p"), None).await.unwrap();
+    assert_eq!(e.ipam.release_ips(&b.v4).await.unwrap(), b.v4);
+    let report = e.ipam.check(&LiveState::default(), 1_000).await.unwrap();
+    assert_eq!(report.allocations, 0);
+    assert!(report.handle_mismatches.is_empty(), "{report:?}");
+}
+
 macro_rules! on_both {
     ($($t:ident),* $(,)?) => {
         mod sqlite_backend { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $t() { super::$t(super::sqlite().await).await } )* }
@@ -420,5 +486,7 @@ on_both!(
     strict_affinity_and_max_blocks,
     pool_selection,
     fixed_ips_and_reservations,
-    check_and_gc
+    check_and_gc,
+    gc_never_frees_a_reused_address,
+    release_after_pool_changes
 );

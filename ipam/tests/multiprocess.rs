@@ -215,6 +215,7 @@ async fn run(spec: &str, dir: &Path, kill: usize) {
                 &LiveState {
                     nodes: Some(nodes),
                     handles: Some(survivors.keys().cloned().collect()),
+                    ..Default::default()
                 },
                 2_000,
             )
@@ -227,6 +228,7 @@ async fn run(spec: &str, dir: &Path, kill: usize) {
     let live = LiveState {
         nodes: Some(nodes),
         handles: Some(survivors.keys().cloned().collect()),
+        ..Default::default()
     };
     let report = ipam.check(&live, 2_000).await.unwrap();
     let leaked: BTreeSet<IpAddr> = report.leaked.iter().map(|l| l.ip).collect();
