@@ -5,6 +5,7 @@
 //! by PID, temporary directories removed. Servers listen on loopback only.
 
 pub mod etcd;
+pub mod netns;
 
 /// A free TCP port on 127.0.0.1 (bound then released; good enough for test servers).
 pub fn free_port() -> u16 {
