@@ -32,6 +32,16 @@ pub enum NextHopMode {
     Keep,
 }
 
+/// Whether a node-to-node BGPPeer is configured on the selected peers too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum ReversePeering {
+    /// The peer nodes get the reverse session automatically (default).
+    #[default]
+    Auto,
+    /// The reverse session needs its own BGPPeer.
+    Manual,
+}
+
 /// `BGPPeer.spec`: a BGP session to configure on the selected nodes.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -80,7 +90,11 @@ pub struct BGPPeerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_restart_time: Option<String>,
     /// Accept routes whose AS_PATH contains our AS up to this many times (allowas-in).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "numAllowedLocalASNumbers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_allowed_local_as_numbers: Option<u32>,
     /// GTSM: the peer is at most this many hops away (1-255).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +111,9 @@ pub struct BGPPeerSpec {
     /// Largest number of prefixes accepted from this peer before the session is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prefixes: Option<u32>,
+    /// With `peerSelector`: whether the selected nodes get the reverse session by themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse_peering: Option<ReversePeering>,
 }
 
 /// Parses `peerIP`: `addr`, `addr:port` (IPv4) or `[addr]:port` (IPv6).

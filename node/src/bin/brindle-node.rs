@@ -1,0 +1,250 @@
+//! `brindle-node`: the per-node daemon.
+//!
+//! - `brindle-node run`: registers the node, watches the datastore, runs the BGP speaker with
+//!   the sessions and advertisements derived from it, and keeps them in step. SIGTERM sends
+//!   Cease to every peer and leaves kernel routes in place for graceful restart.
+//! - `brindle-node plan --node NAME`: prints the derived configuration (sessions, advertised
+//!   prefixes) as YAML or JSON without touching the kernel or opening sockets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use brindle_bgp_speaker::{KernelConfig, Snapshot as Status};
+use brindle_node::autodetect::{self, Method};
+use brindle_node::cache::{self, NODE_KINDS};
+use brindle_node::desired::desired_bgp;
+use brindle_node::register::{Registration, register};
+use brindle_node::sync::SpeakerSync;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Debug, Parser)]
+#[command(name = "brindle-node", about = "Brindle's node daemon")]
+struct Args {
+    /// Datastore: sqlite:PATH, etcd:http://HOST:PORT, kubernetes or memory.
+    #[arg(
+        long,
+        env = "BRINDLE_DATASTORE",
+        global = true,
+        default_value = "sqlite:/var/lib/brindle/brindle.db"
+    )]
+    datastore: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node.
+    Run {
+        /// This node's name (default: the hostname).
+        #[arg(long, env = "NODENAME")]
+        node_name: Option<String>,
+        /// IPv4 address or autodetection method (first-found, interface=RE, skip-interface=RE,
+        /// cidr=CIDR, can-reach=DEST, ADDR/LEN, none).
+        #[arg(long, env = "IP", default_value = "first-found")]
+        ip: String,
+        /// IPv6 address or autodetection method.
+        #[arg(long, env = "IP6", default_value = "none")]
+        ip6: String,
+        /// This node's AS (default: the Node's, else the cluster's).
+        #[arg(long = "as", env = "AS")]
+        as_number: Option<u32>,
+        /// Directory of secrets for BGP passwords (`<dir>/<secret>/<key>`, mode 0600).
+        #[arg(long, env = "BRINDLE_SECRETS_DIR")]
+        secrets_dir: Option<PathBuf>,
+        /// Write the speaker's peer and route status as JSON to this file, periodically.
+        #[arg(long)]
+        status_file: Option<PathBuf>,
+        /// Status file and resync interval in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        status_interval_ms: u64,
+        /// Do not program kernel routes (BGP only).
+        #[arg(long)]
+        no_kernel_routes: bool,
+    },
+    /// Print the derived configuration of a node without touching anything.
+    Plan {
+        /// The node.
+        #[arg(long)]
+        node: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml)]
+        output: Format,
+    },
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn detect(
+    method: &str,
+    v4: bool,
+    ifs: &[autodetect::Interface],
+) -> anyhow::Result<(Option<ipnetwork::IpNetwork>, bool)> {
+    let m = Method::parse(method)?;
+    let found = match &m {
+        Method::CanReach(dest) => autodetect::can_reach(dest, ifs)?,
+        m => autodetect::detect(m, v4, ifs),
+    };
+    if found.is_none() && !matches!(m, Method::None) {
+        tracing::warn!(target: "node.autodetect", method, family = if v4 { 4 } else { 6 }, "no address found; keeping the stored one");
+    }
+    Ok((found, matches!(m, Method::None)))
+}
+
+async fn write_status(sync: &SpeakerSync, path: &std::path::Path) -> anyhow::Result<()> {
+    let Some(h) = sync.handle() else {
+        return Ok(());
+    };
+    let snap = Status::collect(h).await?;
+    let tmp = path.with_extension("tmp");
+    tokio::fs::write(&tmp, serde_json::to_vec_pretty(&snap)?).await?;
+    tokio::fs::rename(&tmp, path).await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    ds: brindle_datastore::Datastore,
+    node_name: Option<String>,
+    ip: String,
+    ip6: String,
+    as_number: Option<u32>,
+    secrets_dir: Option<PathBuf>,
+    status_file: Option<PathBuf>,
+    interval: Duration,
+    no_kernel_routes: bool,
+) -> anyhow::Result<()> {
+    let name = node_name.unwrap_or_else(hostname);
+    let ifs = autodetect::local_interfaces()?;
+    let (ipv4, _) = detect(&ip, true, &ifs)?;
+    let (ipv6, clear_ipv6) = detect(&ip6, false, &ifs)?;
+    let reg = Registration {
+        name: name.clone(),
+        ipv4,
+        ipv6,
+        clear_ipv6,
+        as_number,
+    };
+    register(&ds, &reg).await.context("registering the node")?;
+    let mut rx = cache::spawn(&ds, NODE_KINDS);
+    let kernel = KernelConfig {
+        enabled: !no_kernel_routes,
+        ..KernelConfig::default()
+    };
+    let mut sync = SpeakerSync::new(kernel, secrets_dir);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(interval);
+    let mut last_err = String::new();
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            r = rx.changed() => if r.is_err() { anyhow::bail!("the datastore watch ended") },
+            _ = tick.tick() => {
+                if let Some(p) = &status_file
+                    && let Err(e) = write_status(&sync, p).await
+                {
+                    tracing::warn!(target: "node", event = "status_write_failed", error = %e);
+                }
+            }
+        }
+        let snap: Arc<cache::Snapshot> = rx.borrow_and_update().clone();
+        if snap.objects.is_empty() {
+            continue; // not in sync yet: nothing is configured before the first full listing
+        }
+        match desired_bgp(&snap, &name) {
+            Ok(d) => {
+                last_err.clear();
+                match sync.apply(&d).await {
+                    Ok(ch) if !ch.is_empty() => {
+                        tracing::info!(target: "node", event = "reconciled", added = ch.added.len(), updated = ch.updated.len(), removed = ch.removed.len(), originated = ch.originated.len(), withdrawn = ch.withdrawn.len(), restarted = ch.restarted);
+                        for n in &d.notes {
+                            tracing::info!(target: "node.bgp", event = "note", "{n}");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(target: "node", event = "apply_failed", error = %e),
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if e != last_err {
+                    tracing::error!(target: "node", event = "desired_failed", error = %e);
+                    last_err = e;
+                }
+            }
+        }
+    }
+    tracing::info!(target: "node", event = "signal", "stopping; kernel routes stay for graceful restart");
+    sync.shutdown().await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let ds = brindle_datastore::open(&args.datastore)
+            .await
+            .with_context(|| format!("opening datastore {}", args.datastore))?;
+        match args.command {
+            Command::Plan { node, output } => {
+                let snap = cache::load(&ds, NODE_KINDS).await?;
+                let d = desired_bgp(&snap, &node)?;
+                let text = match output {
+                    Format::Yaml => serde_saphyr::to_string(&d)?,
+                    Format::Json => serde_json::to_string_pretty(&d)? + "\n",
+                };
+                print!("{text}");
+                Ok(())
+            }
+            Command::Run {
+                node_name,
+                ip,
+                ip6,
+                as_number,
+                secrets_dir,
+                status_file,
+                status_interval_ms,
+                no_kernel_routes,
+            } => {
+                run(
+                    ds,
+                    node_name,
+                    ip,
+                    ip6,
+                    as_number,
+                    secrets_dir,
+                    status_file,
+                    Duration::from_millis(status_interval_ms.max(100)),
+                    no_kernel_routes,
+                )
+                .await
+            }
+        }
+    })
+}
