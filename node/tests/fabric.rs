@@ -1,0 +1,352 @@
+//! brindle-node end to end, in network namespaces: nodes on one L2 segment (a bridge in its own
+//! namespace) share a sqlite datastore; configuration goes in with `brindlectl apply`; pod
+//! blocks come from the real IPAM; routes are read back from each node's kernel and pods ping
+//! across nodes.
+//!
+//! Needs root, iproute2 and ping. Addresses: nodes 198.18.10.0/24, pods 198.19.0.0/16.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use brindle_bgp_speaker::status::Snapshot;
+use brindle_ipam::{AssignArgs, Ipam};
+use brindle_tests::netns::*;
+
+struct Fabric {
+    lab: Lab,
+    db: String,
+    nodes: Vec<(String, String, usize)>, // (node name, namespace, process index)
+}
+
+impl Fabric {
+    /// A bridge namespace and `n` node namespaces on it (198.18.10.<i+1>/24).
+    fn new(n: usize) -> Fabric {
+        require(&["ip", "ping"]);
+        let mut lab = Lab::new();
+        let sw = lab.ns("sw");
+        lab.bridge(&sw, "br0", &[]);
+        let db = format!("sqlite:{}", lab.path("brindle.db").display());
+        let mut f = Fabric {
+            lab,
+            db,
+            nodes: Vec::new(),
+        };
+        for i in 0..n {
+            f.add_node(&format!("node-{}", i + 1), i + 1);
+        }
+        f
+    }
+
+    fn add_node(&mut self, name: &str, i: usize) {
+        let ns = self.lab.ns(name);
+        let addr = format!("198.18.10.{i}/24");
+        self.lab.link_to_bridge(
+            &self.nodes_sw(),
+            "br0",
+            &format!("p{i}"),
+            &ns,
+            "eth0",
+            &[&addr],
+        );
+        self.lab.forwarding(&ns);
+        self.nodes.push((name.to_string(), ns, usize::MAX));
+    }
+
+    fn nodes_sw(&self) -> String {
+        self.lab.namespaces[0].clone()
+    }
+
+    fn ns(&self, node: &str) -> String {
+        self.nodes.iter().find(|n| n.0 == node).unwrap().1.clone()
+    }
+
+    fn start(&mut self, node: &str) {
+        let bin = env!("CARGO_BIN_EXE_brindle-node");
+        let status = self.lab.path(&format!("{node}.status.json"));
+        let ns = self.ns(node);
+        let idx = self.lab.spawn_env(
+            &ns,
+            node,
+            &[
+                bin,
+                "--datastore",
+                &self.db.clone(),
+                "run",
+                "--node-name",
+                node,
+                "--ip",
+                "interface=eth0",
+                "--status-file",
+                status.to_str().unwrap(),
+                "--status-interval-ms",
+                "200",
+            ],
+            &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+        );
+        self.nodes.iter_mut().find(|n| n.0 == node).unwrap().2 = idx;
+    }
+
+    fn apply(&self, yaml: &str) {
+        let f = self.lab.path("apply.yaml");
+        fs::write(&f, yaml).unwrap();
+        let ctl = brindle_tests::workspace_bin("brindlectl");
+        let out = std::process::Command::new(ctl)
+            .args(["apply", "-f", f.to_str().unwrap()])
+            .env("BRINDLE_DATASTORE", &self.db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "brindlectl apply: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn status(&self, node: &str) -> Option<Snapshot> {
+        let text = fs::read_to_string(self.lab.path(&format!("{node}.status.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Waits until `node` has exactly these peers Established.
+    fn wait_established(&self, node: &str, peers: &[&str], secs: u64) -> Snapshot {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let st = self.status(node);
+            if let Some(s) = &st {
+                let mut up: Vec<&str> = s
+                    .peers
+                    .iter()
+                    .filter(|p| p.state == "Established")
+                    .map(|p| p.address.as_str())
+                    .collect();
+                up.sort();
+                let mut want = peers.to_vec();
+                want.sort();
+                if up == want && s.peers.len() == peers.len() {
+                    return s.clone();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{node}: peers {peers:?} not all Established in {secs} s; status {st:#?}\n{}",
+                self.lab.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A "pod": a namespace with `ip/32` on eth0 behind a veth into the node, wired as the CNI
+    /// plugin wires pods (link-local gateway, host /32 route, proxy ARP).
+    fn pod(&mut self, node: &str, name: &str, ip: &str) -> String {
+        let host = self.ns(node);
+        let pod = self.lab.ns(name);
+        let hif = format!("cali{name}");
+        self.lab
+            .link(&host, &hif, &[], &pod, "eth0", &[&format!("{ip}/32")]);
+        sh(&[
+            "ip",
+            "-n",
+            &host,
+            "link",
+            "set",
+            &hif,
+            "address",
+            "ee:ee:ee:ee:ee:ee",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &pod,
+            "route",
+            "add",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+            "scope",
+            "link",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &pod,
+            "neigh",
+            "add",
+            "169.254.1.1",
+            "lladdr",
+            "ee:ee:ee:ee:ee:ee",
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &pod,
+            "route",
+            "add",
+            "default",
+            "via",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &host,
+            "route",
+            "add",
+            &format!("{ip}/32"),
+            "dev",
+            &hif,
+            "scope",
+            "link",
+        ]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &host,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.{hif}.proxy_arp=1"),
+        ]);
+        pod
+    }
+}
+
+fn allocate(db: &str, node: &str, handle: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ds = brindle_datastore::open(db).await.unwrap();
+        let got = Ipam::new(ds)
+            .auto_assign(&AssignArgs {
+                handle: handle.into(),
+                node: node.into(),
+                num_v4: 1,
+                timestamp: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        got.v4[0].to_string()
+    })
+}
+
+fn ping(from: &str, to: &str) -> bool {
+    try_sh(&[
+        "ip", "netns", "exec", from, "ping", "-c", "1", "-W", "1", to,
+    ])
+    .0
+}
+
+fn wait_ping(lab: &Lab, from: &str, to: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ping(from, to) {
+        assert!(
+            Instant::now() < deadline,
+            "{from} cannot ping {to} after {secs} s\n{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+const POOL: &str = "
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: pods}
+spec: {cidr: 198.19.0.0/16, blockSize: 26}
+";
+
+/// Three nodes form the default mesh by themselves, advertise the blocks IPAM gives them, and
+/// program each other's blocks; pods on different nodes reach each other. Then a new pool and an
+/// unrelated BGPPeer, added and deleted again, change nothing for the existing sessions.
+#[test]
+fn mesh_routes_pods_and_changes_without_flaps() {
+    let mut f = Fabric::new(3);
+    f.apply(POOL);
+    for n in ["node-1", "node-2", "node-3"] {
+        f.start(n);
+    }
+    f.wait_established("node-1", &["198.18.10.2", "198.18.10.3"], 40);
+    f.wait_established("node-2", &["198.18.10.1", "198.18.10.3"], 40);
+    f.wait_established("node-3", &["198.18.10.1", "198.18.10.2"], 40);
+
+    // Pods: IPAM gives each node a block; every other node learns it.
+    let ip1 = allocate(&f.db, "node-1", "net.pod-a");
+    let ip3 = allocate(&f.db, "node-3", "net.pod-c");
+    let pa = f.pod("node-1", "pod-a", &ip1);
+    let pc = f.pod("node-3", "pod-c", &ip3);
+    let n2 = f.ns("node-2");
+    let block1 = format!("{}/26", ip1);
+    let out = f
+        .lab
+        .wait_route(&n2, false, "proto 80", "via 198.18.10.1", 20);
+    assert!(out.contains("198.19."), "{out} ({block1})");
+    f.lab
+        .wait_route(&f.ns("node-1"), false, "proto 80", "via 198.18.10.3", 20);
+    // The owner blackholes its own block (proto 80), so unknown pod addresses go nowhere else.
+    let n1 = f.ns("node-1");
+    let own = f.lab.routes(&n1, false, "proto 80");
+    assert!(own.contains("blackhole"), "{own}");
+    wait_ping(&f.lab, &pa, &ip3, 20);
+    wait_ping(&f.lab, &pc, &ip1, 20);
+
+    // Changes that do not concern the existing sessions leave them alone.
+    let before = f.status("node-1").unwrap();
+    f.apply(
+        "
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: more-pods}
+spec: {cidr: 198.19.128.0/20, blockSize: 26}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: node-1-extra}
+spec: {node: node-1, peerIP: 198.18.10.250, asNumber: 65099}
+",
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let st = f.status("node-1").unwrap();
+        if st.peers.iter().any(|p| p.address == "198.18.10.250") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node-1 never configured the new peer\n{}",
+            f.lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let after = f.status("node-1").unwrap();
+    for p in before.peers.iter() {
+        let q = after.peers.iter().find(|q| q.address == p.address).unwrap();
+        assert_eq!(q.state, "Established", "{q:?}");
+        assert_eq!(
+            q.flaps, p.flaps,
+            "session with {} flapped: {q:?}",
+            p.address
+        );
+    }
+    assert!(ping(&pa, &ip3));
+
+    // Deleting the unrelated peer removes exactly that session.
+    let ctl = brindle_tests::workspace_bin("brindlectl");
+    let out = std::process::Command::new(ctl)
+        .args(["delete", "bgppeer", "node-1-extra"])
+        .env("BRINDLE_DATASTORE", &f.db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let st = f.wait_established("node-1", &["198.18.10.2", "198.18.10.3"], 15);
+    assert!(st.peers.iter().all(|p| p.flaps == 0), "{st:#?}");
+}
