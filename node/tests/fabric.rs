@@ -350,3 +350,89 @@ spec: {node: node-1, peerIP: 198.18.10.250, asNumber: 65099}
     let st = f.wait_established("node-1", &["198.18.10.2", "198.18.10.3"], 15);
     assert!(st.peers.iter().all(|p| p.flaps == 0), "{st:#?}");
 }
+
+/// Calico's route reflector design with a ToR: the mesh is off, node-4 is a route reflector
+/// (cluster id, label), every node peers with it through one BGPPeer by selectors (the RR gets
+/// the reverse sessions by itself), and every node peers with a BIRD ToR by a global BGPPeer.
+/// Blocks reach the other nodes through the reflector with their original next hop, and BIRD
+/// learns every block.
+#[test]
+fn route_reflector_and_bird_tor() {
+    require(&["bird", "birdc"]);
+    let mut f = Fabric::new(4);
+    let sw = f.nodes_sw();
+    let tor = f.lab.ns("tor");
+    f.lab
+        .link_to_bridge(&sw, "br0", "ptor", &tor, "eth0", &["198.18.10.254/24"]);
+    let conf = (1..=4)
+        .map(|i| {
+            format!(
+                "protocol bgp n{i} {{ local 198.18.10.254 as 65100; neighbor 198.18.10.{i} as 64512;\n\
+                 connect retry time 2; error wait time 1, 5; ipv4 {{ import all; export none; }}; }}\n"
+            )
+        })
+        .collect::<String>();
+    let conf = format!(
+        "router id 198.18.10.254;\nprotocol device {{}}\n\
+         protocol kernel {{ ipv4 {{ export none; }}; }}\n{conf}"
+    );
+    f.lab.bird(&tor, "tor", &conf);
+    f.apply(&format!(
+        "{POOL}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {{name: default}}
+spec: {{nodeToNodeMeshEnabled: false}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {{name: node-4, labels: {{route-reflector: 'true'}}}}
+spec: {{bgp: {{ipv4Address: 198.18.10.4/24, routeReflectorClusterID: 244.0.0.1}}}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {{name: to-rr}}
+spec: {{nodeSelector: all(), peerSelector: route-reflector == 'true'}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {{name: tor}}
+spec: {{peerIP: 198.18.10.254, asNumber: 65100}}
+"
+    ));
+    for n in ["node-1", "node-2", "node-3", "node-4"] {
+        f.start(n);
+    }
+    for n in ["node-1", "node-2", "node-3"] {
+        f.wait_established(n, &["198.18.10.4", "198.18.10.254"], 40);
+    }
+    f.wait_established(
+        "node-4",
+        &["198.18.10.1", "198.18.10.2", "198.18.10.3", "198.18.10.254"],
+        40,
+    );
+    let ip1 = allocate(&f.db, "node-1", "net.pod-a");
+    let ip3 = allocate(&f.db, "node-3", "net.pod-c");
+    let pa = f.pod("node-1", "pod-a", &ip1);
+    let pc = f.pod("node-3", "pod-c", &ip3);
+    // node-2 learns node-1's block from the reflector, next hop still node-1.
+    f.lab
+        .wait_route(&f.ns("node-2"), false, "proto 80", "via 198.18.10.1", 20);
+    f.lab
+        .wait_route(&f.ns("node-1"), false, "proto 80", "via 198.18.10.3", 20);
+    wait_ping(&f.lab, &pa, &ip3, 20);
+    wait_ping(&f.lab, &pc, &ip1, 20);
+    // BIRD learned both blocks over eBGP from their owners.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = f.lab.birdc("tor", "show route");
+        let n1 = out.contains("198.18.10.1");
+        let n3 = out.contains("198.18.10.3");
+        if n1 && n3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "BIRD routes: {out}\n{}", f.lab.logs());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
