@@ -16,6 +16,7 @@ pub mod ippool;
 pub mod node;
 pub mod policy;
 pub mod validate;
+pub mod workload;
 
 use ipnetwork::IpNetwork;
 use kube::CustomResourceExt;
@@ -39,6 +40,7 @@ pub use policy::{
     NetworkPolicySpec, Tier, TierSpec,
 };
 pub use validate::{FieldError, Validate, ValidationErrors};
+pub use workload::{Profile, ProfileSpec, WorkloadEndpoint, WorkloadEndpointSpec};
 
 /// Brindle's API group.
 pub const GROUP: &str = "brindle.dev";
@@ -184,6 +186,8 @@ resources! {
     IPReservation => IPReservation, "ipreservations", false;
     FelixConfiguration => FelixConfiguration, "felixconfigurations", false;
     IPAMConfiguration => IPAMConfiguration, "ipamconfigurations", false;
+    WorkloadEndpoint => WorkloadEndpoint, "workloadendpoints", true;
+    Profile => Profile, "profiles", false;
 }
 
 impl Resource {

@@ -112,7 +112,7 @@ pub struct NodeSpec {
     pub orch_refs: Vec<OrchRef>,
 }
 
-fn is_mac(s: &str) -> bool {
+pub(crate) fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     parts.len() == 6
         && parts

@@ -593,6 +593,32 @@ impl Ipam {
         Ok(done.into_iter().map(|(ip, _)| ip).collect())
     }
 
+    /// The addresses a handle holds, read from the blocks its handle records.
+    pub async fn addresses_of(&self, handle_id: &str) -> Result<Vec<IpAddr>> {
+        let Some(h) = handle::get(self, handle_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for cidr_s in h.spec.block.keys() {
+            let Ok(cidr) = cidr_s.parse::<IpNetwork>() else {
+                continue;
+            };
+            if let Ok(Resource::IPAMBlock(b)) = self
+                .ds
+                .get(&Key::new(Kind::IPAMBlock, block_name(&cidr)))
+                .await
+            {
+                out.extend(
+                    block::allocations(&b.spec, &cidr)
+                        .filter(|(_, a)| a.handle_id.as_deref() == Some(handle_id))
+                        .map(|(ip, _)| ip),
+                );
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Releases everything a handle holds (idempotent: an unknown handle releases nothing).
     pub async fn release_by_handle(&self, handle_id: &str) -> Result<Vec<IpAddr>> {
         let Some(h) = handle::get(self, handle_id).await? else {

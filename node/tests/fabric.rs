@@ -432,7 +432,11 @@ spec: {{peerIP: 198.18.10.254, asNumber: 65100}}
         if n1 && n3 {
             break;
         }
-        assert!(Instant::now() < deadline, "BIRD routes: {out}\n{}", f.lab.logs());
+        assert!(
+            Instant::now() < deadline,
+            "BIRD routes: {out}\n{}",
+            f.lab.logs()
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }

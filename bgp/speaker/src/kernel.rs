@@ -2,7 +2,8 @@
 //! it [`KernelCmd`]s over a channel.
 //!
 //! Ownership: every route we create carries our route protocol number (80 unless configured)
-//! and our metric in our table. Replacing only matches a route with the same prefix, table and
+//! and our metric in our table; a route is ours only when all three match (other Brindle
+//! writers use the same protocol with their own metrics). Replacing only matches a route with the same prefix, table and
 //! metric; deleting always names our protocol, so the kernel refuses to delete anything else.
 //! Deleting a route that is already gone is success.
 //!
@@ -123,6 +124,19 @@ impl Kernel {
             })
             .unwrap_or(u32::from(m.header.table));
         if table != self.cfg.table {
+            return None;
+        }
+        // Other Brindle writers (pod routes, tunnel routes) share the protocol number with
+        // their own metrics; the speaker's routes are the ones with its metric.
+        let metric = m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Priority(p) => Some(*p),
+                _ => None,
+            })
+            .unwrap_or(0);
+        if metric != self.cfg.metric {
             return None;
         }
         let len = m.header.destination_prefix_length;
