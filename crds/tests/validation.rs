@@ -596,7 +596,7 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
         // envelope
         (
             "unknown kind",
-            variant(&pool(), &[("/kind", json!("Profile"))]),
+            variant(&pool(), &[("/kind", json!("NetworkSet"))]),
             "kind",
         ),
         (
