@@ -2,6 +2,7 @@
 
 mod ipam;
 mod resources;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -62,6 +63,28 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = resources::Output::Table)]
         output: resources::Output,
     },
+    /// A node daemon's status (over its status API socket).
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+        /// The daemon's socket (default /var/run/brindle/<node>.sock).
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Ask this node's daemon (default: this host's name).
+        #[arg(long, global = true)]
+        node: Option<String>,
+    },
+    /// BGP sessions and routes of a node daemon.
+    Bgp {
+        #[command(subcommand)]
+        command: BgpCommand,
+        /// The daemon's socket (default /var/run/brindle/<node>.sock).
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Ask this node's daemon (default: this host's name).
+        #[arg(long, global = true)]
+        node: Option<String>,
+    },
     /// IP address management: usage, consistency, manual release.
     Ipam {
         #[command(subcommand)]
@@ -79,6 +102,48 @@ enum Command {
         /// Delete what these manifests describe.
         #[arg(short = 'f', long = "filename")]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Sessions as calicoctl shows them, plus since and the last error; exit 1 unless all are
+    /// Established.
+    Status,
+    /// Version, AS, router id, uptime, datastore state, session counts, IPAM use.
+    Summary {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = status::Format::Table)]
+        output: status::Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BgpCommand {
+    /// Every session.
+    Peers {
+        /// Output format (wide adds AS, source, route counts, flaps, MD5, last error).
+        #[arg(short, long, value_enum, default_value_t = status::Format::Table)]
+        output: status::Format,
+    },
+    /// Everything about one session.
+    Peer {
+        /// The peer's address.
+        address: String,
+        /// Output format (yaml or json).
+        #[arg(short, long, value_enum, default_value_t = status::Format::Yaml)]
+        output: status::Format,
+    },
+    /// The Loc-RIB with the FIB view.
+    Routes {
+        /// ipv4 or ipv6.
+        #[arg(long, default_value = "")]
+        family: String,
+        /// A prefix (exact) or an address (longest match).
+        prefix: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = status::Format::Table)]
+        output: status::Format,
     },
 }
 
@@ -125,6 +190,46 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Validate { files } => validate::run(&files, &mut std::io::stdout()),
+        Command::Node {
+            command,
+            socket,
+            node,
+        } => {
+            let path = status::socket_path(socket, node);
+            with_runtime(async move {
+                let out = &mut std::io::stdout();
+                match command {
+                    NodeCommand::Status => status::node_status(&path, out).await,
+                    NodeCommand::Summary { output } => {
+                        status::node_summary(&path, output, out).await
+                    }
+                }
+            })
+        }
+        Command::Bgp {
+            command,
+            socket,
+            node,
+        } => {
+            let path = status::socket_path(socket, node);
+            with_runtime(async move {
+                let out = &mut std::io::stdout();
+                match command {
+                    BgpCommand::Peers { output } => status::peers(&path, output, out).await,
+                    BgpCommand::Peer { address, output } => {
+                        status::peer(&path, &address, output, out).await
+                    }
+                    BgpCommand::Routes {
+                        family,
+                        prefix,
+                        output,
+                    } => {
+                        status::routes(&path, &family, prefix.as_deref().unwrap_or(""), output, out)
+                            .await
+                    }
+                }
+            })
+        }
         other => run_with_datastore(&cli.datastore, other),
     };
     match result {
@@ -135,6 +240,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn with_runtime(
+    f: impl std::future::Future<Output = anyhow::Result<bool>>,
+) -> anyhow::Result<bool> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 fn run_with_datastore(spec: &str, command: Command) -> anyhow::Result<bool> {
@@ -214,7 +328,9 @@ fn run_with_datastore(spec: &str, command: Command) -> anyhow::Result<bool> {
                     ipam::release(&ds, &ips, &handles, out).await
                 }
             },
-            Command::Validate { .. } => unreachable!("handled without a datastore"),
+            Command::Validate { .. } | Command::Node { .. } | Command::Bgp { .. } => {
+                unreachable!("handled without a datastore")
+            }
         }
     })
 }

@@ -19,12 +19,15 @@
 //! - [`desired`]: `desired_bgp`, the pure derivation of sessions and advertisements.
 //! - [`sync`]: applies a `DesiredBgp` to a running speaker, changing only what differs.
 //! - [`secrets`]: BGP passwords from a secrets directory.
+//! - [`status`], [`api`]: the status snapshot and the gRPC status API on a Unix socket.
 
+pub mod api;
 pub mod autodetect;
 pub mod cache;
 pub mod desired;
 pub mod register;
 pub mod secrets;
+pub mod status;
 pub mod sync;
 
 /// Node daemon errors; each names the field, node or file it is about.

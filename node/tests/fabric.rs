@@ -78,6 +78,8 @@ impl Fabric {
                 "interface=eth0",
                 "--status-file",
                 status.to_str().unwrap(),
+                "--status-socket",
+                self.lab.path(&format!("{node}.sock")).to_str().unwrap(),
                 "--status-interval-ms",
                 "200",
             ],
@@ -101,6 +103,21 @@ impl Fabric {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `brindlectl` against `node`'s status socket: (exit code, stdout + stderr).
+    fn ctl(&self, node: &str, args: &[&str]) -> (i32, String) {
+        let sock = self.lab.path(&format!("{node}.sock"));
+        let out = std::process::Command::new(brindle_tests::workspace_bin("brindlectl"))
+            .args(args)
+            .args(["--socket", sock.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
     }
 
     fn status(&self, node: &str) -> Option<Snapshot> {
@@ -297,6 +314,54 @@ fn mesh_routes_pods_and_changes_without_flaps() {
     assert!(own.contains("blackhole"), "{own}");
     wait_ping(&f.lab, &pa, &ip3, 20);
     wait_ping(&f.lab, &pc, &ip1, 20);
+
+    // The status API, through brindlectl.
+    let (code, out) = f.ctl("node-2", &["node", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("node-2") && out.contains("198.18.10.1") && out.contains("node-to-node mesh"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("Established").count(),
+        4,
+        "two peers, state and info columns: {out}"
+    );
+    let (code, out) = f.ctl("node-2", &["bgp", "peers", "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let peers: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(peers.as_array().unwrap().len(), 2, "{out}");
+    assert!(
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["state"] == "Established" && p["sourceName"] == "mesh"),
+        "{out}"
+    );
+    // The status snapshot is refreshed every 200 ms: poll (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out) = f.ctl("node-2", &["bgp", "routes", &ip1]);
+        assert_eq!(code, 0, "{out}");
+        if out.contains("198.18.10.1") && out.contains("best") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "longest match for {ip1}: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, out) = f.ctl("node-1", &["node", "summary", "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let sum: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sum["blocks"], 1, "{out}");
+    assert_eq!(sum["establishedIPv4"], 2, "{out}");
+    assert_eq!(sum["datastoreInSync"], true, "{out}");
+    let (code, out) = f.ctl("node-9", &["node", "status"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("node-9.sock") && out.trim().lines().count() == 1,
+        "{out}"
+    );
 
     // Changes that do not concern the existing sessions leave them alone.
     let before = f.status("node-1").unwrap();

@@ -53,11 +53,31 @@ pub enum Command {
 pub struct SpeakerHandle {
     tx: mpsc::Sender<Command>,
     listen_addr: Option<SocketAddr>,
+    epoch: tokio::time::Instant,
 }
 
 impl SpeakerHandle {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, listen_addr: Option<SocketAddr>) -> Self {
-        SpeakerHandle { tx, listen_addr }
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        listen_addr: Option<SocketAddr>,
+        epoch: tokio::time::Instant,
+    ) -> Self {
+        SpeakerHandle {
+            tx,
+            listen_addr,
+            epoch,
+        }
+    }
+
+    /// How long ago a moment of the instance's clock (as in [`PeerStatus`]) was.
+    pub fn elapsed_since(&self, at: brindle_bgp_core::time::Instant) -> std::time::Duration {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        std::time::Duration::from_millis(now.saturating_sub(at.as_millis()))
+    }
+
+    /// How long the instance has run.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.epoch.elapsed()
     }
 
     /// The address the listener is bound to (useful with port 0).

@@ -183,8 +183,9 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
     if let Some(l) = listener {
         inst.accept_task = Some(tokio::spawn(accept_loop(l, events_tx)));
     }
+    let epoch = inst.epoch;
     let task = tokio::spawn(inst.run(cmd_rx, events_rx));
-    Ok((SpeakerHandle::new(cmd_tx, listen_addr), task))
+    Ok((SpeakerHandle::new(cmd_tx, listen_addr, epoch), task))
 }
 
 async fn accept_loop(l: Arc<TcpListener>, events: mpsc::Sender<Event>) {

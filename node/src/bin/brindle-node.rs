@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use brindle_bgp_speaker::{KernelConfig, Snapshot as Status};
+use brindle_node::api;
 use brindle_node::autodetect::{self, Method};
 use brindle_node::cache::{self, NODE_KINDS};
 use brindle_node::desired::desired_bgp;
 use brindle_node::register::{Registration, register};
+use brindle_node::status::{self, NodeStatus};
 use brindle_node::sync::SpeakerSync;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
@@ -64,6 +66,9 @@ enum Command {
         /// Write the speaker's peer and route status as JSON to this file, periodically.
         #[arg(long)]
         status_file: Option<PathBuf>,
+        /// The status API's Unix socket (default /var/run/brindle/<node>.sock).
+        #[arg(long, env = "BRINDLE_STATUS_SOCKET")]
+        status_socket: Option<PathBuf>,
         /// Status file and resync interval in milliseconds.
         #[arg(long, default_value_t = 1000)]
         status_interval_ms: u64,
@@ -124,6 +129,7 @@ async fn run(
     as_number: Option<u32>,
     secrets_dir: Option<PathBuf>,
     status_file: Option<PathBuf>,
+    status_socket: Option<PathBuf>,
     interval: Duration,
     no_kernel_routes: bool,
 ) -> anyhow::Result<()> {
@@ -145,6 +151,15 @@ async fn run(
         ..KernelConfig::default()
     };
     let mut sync = SpeakerSync::new(kernel, secrets_dir);
+    let mut st = NodeStatus {
+        node: name.clone(),
+        datastore: ds.endpoint(),
+        started: Some(std::time::Instant::now()),
+        ..Default::default()
+    };
+    let (status_tx, status_rx) = tokio::sync::watch::channel(Arc::new(st.clone()));
+    let socket = status_socket.unwrap_or_else(|| api::default_socket(&name));
+    let _api = api::serve(&socket, status_rx).await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(interval);
@@ -160,17 +175,42 @@ async fn run(
                 {
                     tracing::warn!(target: "node", event = "status_write_failed", error = %e);
                 }
+                if let Some(h) = sync.handle() {
+                    status::collect_speaker(h, &mut st).await;
+                }
+                let _ = status_tx.send(Arc::new(st.clone()));
             }
         }
         let snap: Arc<cache::Snapshot> = rx.borrow_and_update().clone();
         if snap.objects.is_empty() {
             continue; // not in sync yet: nothing is configured before the first full listing
         }
+        st.in_sync = true;
+        (st.blocks, st.addresses_in_use) = status::ipam_use(&snap, &name);
         match desired_bgp(&snap, &name) {
             Ok(d) => {
                 last_err.clear();
-                match sync.apply(&d).await {
+                st.desired_error = None;
+                let res = sync.apply(&d).await;
+                st.desired = Some(d.clone());
+                match res {
                     Ok(ch) if !ch.is_empty() => {
+                        st.last_change = Some((
+                            std::time::Instant::now(),
+                            format!(
+                                "sessions +{} ~{} -{}, prefixes +{} -{}{}",
+                                ch.added.len(),
+                                ch.updated.len(),
+                                ch.removed.len(),
+                                ch.originated.len(),
+                                ch.withdrawn.len(),
+                                if ch.restarted {
+                                    ", instance (re)started"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        ));
                         tracing::info!(target: "node", event = "reconciled", added = ch.added.len(), updated = ch.updated.len(), removed = ch.removed.len(), originated = ch.originated.len(), withdrawn = ch.withdrawn.len(), restarted = ch.restarted);
                         for n in &d.notes {
                             tracing::info!(target: "node.bgp", event = "note", "{n}");
@@ -182,6 +222,7 @@ async fn run(
             }
             Err(e) => {
                 let e = e.to_string();
+                st.desired_error = Some(e.clone());
                 if e != last_err {
                     tracing::error!(target: "node", event = "desired_failed", error = %e);
                     last_err = e;
@@ -229,6 +270,7 @@ fn main() -> anyhow::Result<()> {
                 as_number,
                 secrets_dir,
                 status_file,
+                status_socket,
                 status_interval_ms,
                 no_kernel_routes,
             } => {
@@ -240,6 +282,7 @@ fn main() -> anyhow::Result<()> {
                     as_number,
                     secrets_dir,
                     status_file,
+                    status_socket,
                     Duration::from_millis(status_interval_ms.max(100)),
                     no_kernel_routes,
                 )

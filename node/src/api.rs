@@ -1,0 +1,486 @@
+//! The gRPC status API (`brindle.status.v1`) on a Unix socket: an edge that reads the last
+//! published [`NodeStatus`] and converts domain types to the API's messages. The socket is
+//! mode 0660 and every call checks the caller's credentials (SO_PEERCRED): root, or the
+//! daemon's own user.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use brindle_bgp_core::{PeerType as BgpType, RouteSource, State};
+use brindle_bgp_wire::{Afi, Origin as WireOrigin, Prefix};
+use brindle_proto::status as pb;
+use brindle_proto::status::status_server::{Status as StatusApi, StatusServer};
+use futures::Stream;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use crate::desired::{DesiredPeer, PeerType};
+use crate::status::{NodeStatus, PeerState};
+
+/// One mapping from errors to gRPC statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Unknown peer or bad argument.
+    #[error("{0}")]
+    NotFound(String),
+    /// Bad request.
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller may not ask.
+    #[error("{0}")]
+    Denied(String),
+    /// Not ready yet.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::NotFound(m) => Status::not_found(m),
+            ApiError::Invalid(m) => Status::invalid_argument(m),
+            ApiError::Denied(m) => Status::permission_denied(m),
+            ApiError::Unavailable(m) => Status::unavailable(m),
+        }
+    }
+}
+
+/// The service over a watch of the node's status.
+#[derive(Debug, Clone)]
+pub struct Service {
+    rx: watch::Receiver<Arc<NodeStatus>>,
+    uid: u32,
+}
+
+impl Service {
+    /// A service reading `rx`; callers must be root or `uid`.
+    pub fn new(rx: watch::Receiver<Arc<NodeStatus>>) -> Service {
+        Service {
+            rx,
+            // /proc/self belongs to the process's effective user.
+            uid: std::fs::metadata("/proc/self")
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                .unwrap_or(0),
+        }
+    }
+
+    fn authorise<T>(&self, req: &Request<T>) -> Result<Arc<NodeStatus>, ApiError> {
+        let cred = req
+            .extensions()
+            .get::<tonic::transport::server::UdsConnectInfo>()
+            .and_then(|i| i.peer_cred);
+        match cred {
+            Some(c) if c.uid() == 0 || c.uid() == self.uid => Ok(self.rx.borrow().clone()),
+            Some(c) => Err(ApiError::Denied(format!(
+                "uid {} may not query this node (root or uid {} only)",
+                c.uid(),
+                self.uid
+            ))),
+            // Not over a Unix socket (tests with an in-process channel): allowed.
+            None => Ok(self.rx.borrow().clone()),
+        }
+    }
+}
+
+fn state(p: &PeerState) -> pb::SessionState {
+    if !p.status.admin_up {
+        return pb::SessionState::IdleAdmin;
+    }
+    match p.status.state {
+        State::Idle => pb::SessionState::Idle,
+        State::Connect => pb::SessionState::Connect,
+        State::Active => pb::SessionState::Active,
+        State::OpenSent => pb::SessionState::OpenSent,
+        State::OpenConfirm => pb::SessionState::OpenConfirm,
+        State::Established => pb::SessionState::Established,
+    }
+}
+
+fn family_name(f: &brindle_bgp_wire::Family) -> String {
+    match f.afi {
+        Afi::IPV4 => "ipv4".into(),
+        Afi::IPV6 => "ipv6".into(),
+        _ => format!("{f:?}"),
+    }
+}
+
+/// One session as the API shows it.
+pub fn peer_msg(p: &PeerState, d: Option<&DesiredPeer>) -> pb::Peer {
+    let s = &p.status;
+    let caps = s.capabilities.as_ref();
+    let mut capabilities = Vec::new();
+    if let Some(c) = caps {
+        capabilities.extend(c.families.iter().map(|f| format!("mp-{}", family_name(f))));
+        if c.four_octet_as {
+            capabilities.push("4-octet-as".into());
+        }
+        if c.route_refresh {
+            capabilities.push("route-refresh".into());
+        }
+        if c.enhanced_route_refresh {
+            capabilities.push("enhanced-route-refresh".into());
+        }
+        if c.extended_message {
+            capabilities.push("extended-message".into());
+        }
+        if c.graceful_restart.is_some() {
+            capabilities.push("graceful-restart".into());
+        }
+    }
+    pb::Peer {
+        address: s.address.to_string(),
+        port: d.map(|d| u32::from(d.port)).unwrap_or(179),
+        source: match d.map(|d| d.peer_type) {
+            Some(PeerType::Mesh) => pb::PeerSource::Mesh,
+            Some(PeerType::Global) => pb::PeerSource::Global,
+            Some(PeerType::NodeSpecific) => pb::PeerSource::NodeSpecific,
+            None => pb::PeerSource::Unspecified,
+        } as i32,
+        source_name: d.map(|d| d.source.clone()).unwrap_or_default(),
+        peer_node: d.and_then(|d| d.peer_node.clone()).unwrap_or_default(),
+        session_type: match s.peer_type {
+            BgpType::Ibgp => pb::SessionType::Ibgp,
+            BgpType::Ebgp => pb::SessionType::Ebgp,
+        } as i32,
+        route_reflector_client: s.route_reflector_client,
+        cluster_id: d
+            .and_then(|d| d.cluster_id)
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        local_as: s.local_as,
+        remote_as: s.remote_as,
+        remote_router_id: caps
+            .map(|c| c.remote_router_id.to_string())
+            .unwrap_or_default(),
+        state: state(p) as i32,
+        since_seconds: p.since.as_secs(),
+        last_error: s.last_error.as_ref().map(|e| pb::LastError {
+            text: e.text.clone(),
+            code: e.notification.map(|n| u32::from(n.0)).unwrap_or(0),
+            subcode: e.notification.map(|n| u32::from(n.1)).unwrap_or(0),
+            sent: e.sent,
+            seconds_ago: p.last_error_age.map(|a| a.as_secs()).unwrap_or(0),
+        }),
+        configured_hold_time: 90,
+        negotiated_hold_time: caps.map(|c| u32::from(c.hold_time)).unwrap_or(0),
+        negotiated_keepalive: caps.map(|c| u32::from(c.keepalive)).unwrap_or(0),
+        md5: d.is_some_and(|d| d.password.is_some()),
+        ttl_security_hops: d.and_then(|d| d.ttl_security).map(u32::from).unwrap_or(0),
+        passive: d.is_some_and(|d| d.passive),
+        capabilities,
+        graceful_restart_time: caps
+            .and_then(|c| c.graceful_restart)
+            .map(u32::from)
+            .unwrap_or(0),
+        stale_families: s.stale_families.iter().map(family_name).collect(),
+        families: s
+            .families
+            .iter()
+            .map(|(f, c)| pb::FamilyCounters {
+                family: family_name(f),
+                received: c.received as u64,
+                accepted: c.accepted as u64,
+                advertised: c.advertised as u64,
+            })
+            .collect(),
+        flaps: s.flaps,
+    }
+}
+
+fn peers_of(st: &NodeStatus) -> Vec<pb::Peer> {
+    st.peers
+        .iter()
+        .map(|p| {
+            let d = st
+                .desired
+                .as_ref()
+                .and_then(|d| d.peers.get(&p.status.address));
+            peer_msg(p, d)
+        })
+        .collect()
+}
+
+fn prefix_contains(p: &Prefix, ip: IpAddr) -> bool {
+    match (p, ip) {
+        (Prefix::V4(a, l), IpAddr::V4(x)) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(*l)).unwrap_or(0);
+            u32::from(*a) == u32::from(x) & m
+        }
+        (Prefix::V6(a, l), IpAddr::V6(x)) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(*l)).unwrap_or(0);
+            u128::from(*a) == u128::from(x) & m
+        }
+        _ => false,
+    }
+}
+
+/// The routes as the API shows them, filtered by family and by prefix or longest match.
+pub fn routes_msg(st: &NodeStatus, family: &str, prefix: &str) -> Result<Vec<pb::Route>, ApiError> {
+    let want_v4 = match family {
+        "" => None,
+        "ipv4" | "4" => Some(true),
+        "ipv6" | "6" => Some(false),
+        o => {
+            return Err(ApiError::Invalid(format!(
+                "family {o:?}: expected ipv4 or ipv6"
+            )));
+        }
+    };
+    let mut rows: Vec<&brindle_bgp_core::RouteStatus> = st
+        .routes
+        .iter()
+        .filter(|r| want_v4.is_none_or(|v4| matches!(r.prefix, Prefix::V4(..)) == v4))
+        .collect();
+    if !prefix.is_empty() {
+        if prefix.contains('/') {
+            let p = brindle_bgp_speaker::config::parse_prefix(prefix)
+                .map_err(|e| ApiError::Invalid(e.to_string()))?;
+            rows.retain(|r| r.prefix == p);
+        } else {
+            let ip: IpAddr = prefix.parse().map_err(|_| {
+                ApiError::Invalid(format!("{prefix:?} is neither a prefix nor an address"))
+            })?;
+            let best = rows
+                .iter()
+                .filter(|r| prefix_contains(&r.prefix, ip))
+                .max_by_key(|r| r.prefix.len())
+                .copied();
+            rows = best.into_iter().collect();
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let fib: Vec<String> = st
+                .fib
+                .get(&r.prefix)
+                .map(|n| n.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            let best_hops: Vec<String> = r
+                .paths
+                .iter()
+                .filter(|p| (p.best || p.multipath) && p.source != RouteSource::Local)
+                .filter_map(|p| p.attrs.next_hop.map(|n| n.to_string()))
+                .collect();
+            let mut a = fib.clone();
+            a.sort();
+            let mut b = best_hops;
+            b.sort();
+            b.dedup();
+            pb::Route {
+                prefix: r.prefix.to_string(),
+                fib_mismatch: a != b,
+                fib_next_hops: fib,
+                paths: r
+                    .paths
+                    .iter()
+                    .map(|p| pb::Path {
+                        source: match p.source {
+                            RouteSource::Local => "local".into(),
+                            RouteSource::Peer(a) => a.to_string(),
+                        },
+                        next_hop: p.attrs.next_hop.map(|n| n.to_string()).unwrap_or_default(),
+                        as_path: p
+                            .attrs
+                            .as_path
+                            .segments
+                            .iter()
+                            .flat_map(|s| s.asns.iter().copied())
+                            .collect(),
+                        origin: match p.attrs.origin {
+                            WireOrigin::Igp => pb::Origin::Igp,
+                            WireOrigin::Egp => pb::Origin::Egp,
+                            WireOrigin::Incomplete => pb::Origin::Incomplete,
+                        } as i32,
+                        local_pref: p.attrs.local_pref,
+                        med: p.attrs.med,
+                        communities: p
+                            .attrs
+                            .communities
+                            .iter()
+                            .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
+                            .collect(),
+                        large_communities: p
+                            .attrs
+                            .large_communities
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
+                        best: p.best,
+                        multipath: p.multipath,
+                        stale: p.stale,
+                    })
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
+/// The summary as the API shows it.
+pub fn summary_msg(st: &NodeStatus) -> pb::Summary {
+    let d = st.desired.as_ref();
+    let established = |v4: bool| {
+        st.peers
+            .iter()
+            .filter(|p| p.status.state == State::Established && p.status.address.is_ipv4() == v4)
+            .count() as u32
+    };
+    let mut notes: Vec<String> = d.map(|d| d.notes.clone()).unwrap_or_default();
+    if let Some(e) = &st.desired_error {
+        notes.push(format!("configuration error: {e}"));
+    }
+    pb::Summary {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        node: st.node.clone(),
+        router_id: d.map(|d| d.router_id.to_string()).unwrap_or_default(),
+        local_as: d.map(|d| d.local_as).unwrap_or(0),
+        uptime_seconds: st.started.map(|s| s.elapsed().as_secs()).unwrap_or(0),
+        datastore: st.datastore.clone(),
+        datastore_in_sync: st.in_sync,
+        last_reconfigured_seconds_ago: st
+            .last_change
+            .as_ref()
+            .map(|(t, _)| t.elapsed().as_secs())
+            .unwrap_or(0),
+        last_change: st
+            .last_change
+            .as_ref()
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default(),
+        peers_total: st.peers.len() as u32,
+        established_ipv4: established(true),
+        established_ipv6: established(false),
+        advertised_prefixes: d
+            .map(|d| d.originate.keys().map(ToString::to_string).collect())
+            .unwrap_or_default(),
+        blocks: st.blocks,
+        addresses_in_use: st.addresses_in_use,
+        notes,
+        route_reflector_cluster_id: d
+            .and_then(|d| d.route_reflector_cluster_id)
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        listen_port: d.map(|d| u32::from(d.listen_port)).unwrap_or(0),
+    }
+}
+
+type PeerStream = Pin<Box<dyn Stream<Item = Result<pb::PeerEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl StatusApi for Service {
+    async fn get_summary(
+        &self,
+        req: Request<pb::GetSummaryRequest>,
+    ) -> Result<Response<pb::Summary>, Status> {
+        let st = self.authorise(&req)?;
+        Ok(Response::new(summary_msg(&st)))
+    }
+
+    async fn list_peers(
+        &self,
+        req: Request<pb::ListPeersRequest>,
+    ) -> Result<Response<pb::ListPeersResponse>, Status> {
+        let st = self.authorise(&req)?;
+        Ok(Response::new(pb::ListPeersResponse {
+            peers: peers_of(&st),
+        }))
+    }
+
+    async fn get_peer(
+        &self,
+        req: Request<pb::GetPeerRequest>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        let st = self.authorise(&req)?;
+        let addr: IpAddr = req.get_ref().address.parse().map_err(|_| {
+            ApiError::Invalid(format!("{:?} is not an address", req.get_ref().address))
+        })?;
+        let p = peers_of(&st)
+            .into_iter()
+            .find(|p| p.address == addr.to_string())
+            .ok_or_else(|| ApiError::NotFound(format!("no session with {addr} on {}", st.node)))?;
+        Ok(Response::new(p))
+    }
+
+    async fn list_routes(
+        &self,
+        req: Request<pb::ListRoutesRequest>,
+    ) -> Result<Response<pb::ListRoutesResponse>, Status> {
+        let st = self.authorise(&req)?;
+        let r = req.get_ref();
+        Ok(Response::new(pb::ListRoutesResponse {
+            routes: routes_msg(&st, &r.family, &r.prefix)?,
+        }))
+    }
+
+    type WatchPeersStream = PeerStream;
+
+    async fn watch_peers(
+        &self,
+        req: Request<pb::WatchPeersRequest>,
+    ) -> Result<Response<PeerStream>, Status> {
+        self.authorise(&req)?;
+        let mut rx = self.rx.clone();
+        let (tx, out) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut last: BTreeMap<String, i32> = BTreeMap::new();
+            loop {
+                let st = rx.borrow_and_update().clone();
+                for p in peers_of(&st) {
+                    let prev = last.insert(p.address.clone(), p.state);
+                    if prev != Some(p.state) {
+                        let ev = pb::PeerEvent {
+                            previous: prev.unwrap_or(0),
+                            peer: Some(p),
+                        };
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
+    }
+}
+
+/// The default socket path of a node.
+pub fn default_socket(node: &str) -> PathBuf {
+    PathBuf::from(format!("/var/run/brindle/{node}.sock"))
+}
+
+/// Serves the API on a Unix socket (replacing a stale socket file) until the task is dropped.
+pub async fn serve(
+    path: &Path,
+    rx: watch::Receiver<Arc<NodeStatus>>,
+) -> Result<tokio::task::JoinHandle<()>, crate::Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)
+            .map_err(|e| crate::Error::Io(format!("{}: {e}", d.display())))?;
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)
+        .map_err(|e| crate::Error::Io(format!("bind {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| crate::Error::Io(format!("chmod {}: {e}", path.display())))?;
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let svc = StatusServer::new(Service::new(rx));
+    tracing::info!(target: "node.api", socket = %path.display(), "status API listening");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(incoming)
+            .await
+        {
+            tracing::error!(target: "node.api", error = %e, "status API stopped");
+        }
+    }))
+}

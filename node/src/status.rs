@@ -1,0 +1,106 @@
+//! The node's status as one snapshot, collected by the daemon's loop and published through a
+//! `tokio::sync::watch` channel, so status queries read the last snapshot and never wait behind
+//! protocol work. Domain types only; [`crate::api`] turns them into the gRPC API's messages.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use brindle_bgp_core::{PeerStatus, RouteStatus};
+use brindle_bgp_speaker::SpeakerHandle;
+use brindle_bgp_wire::Prefix;
+
+use crate::cache::Snapshot;
+use crate::desired::DesiredBgp;
+
+/// One session with the ages resolved against the speaker's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerState {
+    /// The core's view.
+    pub status: PeerStatus,
+    /// Uptime when Established, else time since the last error (or since start).
+    pub since: Duration,
+    /// How long ago the last error was.
+    pub last_error_age: Option<Duration>,
+}
+
+/// Everything `brindlectl` can ask about.
+#[derive(Debug, Clone, Default)]
+pub struct NodeStatus {
+    /// The node's name.
+    pub node: String,
+    /// The datastore's endpoint.
+    pub datastore: String,
+    /// When the daemon started.
+    pub started: Option<Instant>,
+    /// The cache has a complete listing.
+    pub in_sync: bool,
+    /// When the configuration last changed something, and what.
+    pub last_change: Option<(Instant, String)>,
+    /// The derived configuration.
+    pub desired: Option<DesiredBgp>,
+    /// The last error deriving it.
+    pub desired_error: Option<String>,
+    /// Sessions.
+    pub peers: Vec<PeerState>,
+    /// Loc-RIB.
+    pub routes: Vec<RouteStatus>,
+    /// What the speaker wants in the kernel: prefix → next hops.
+    pub fib: BTreeMap<Prefix, Vec<IpAddr>>,
+    /// Blocks affine to this node.
+    pub blocks: u32,
+    /// Addresses allocated for this node.
+    pub addresses_in_use: u32,
+}
+
+/// IPAM use of `node` in a snapshot: (blocks, addresses).
+pub fn ipam_use(snap: &Snapshot, node: &str) -> (u32, u32) {
+    let host = format!("host:{node}");
+    let mut blocks = 0;
+    let mut addrs = 0;
+    for b in snap.blocks() {
+        if b.spec.affinity.as_deref() == Some(host.as_str()) {
+            blocks += 1;
+        }
+        addrs += b
+            .spec
+            .allocations
+            .iter()
+            .flatten()
+            .filter_map(|i| b.spec.attributes.get(*i as usize))
+            .filter(|a| a.secondary.get("node").map(String::as_str) == Some(node))
+            .count() as u32;
+    }
+    (blocks, addrs)
+}
+
+/// Reads peers, routes and the FIB view from a running speaker into `st`.
+pub async fn collect_speaker(h: &SpeakerHandle, st: &mut NodeStatus) {
+    if let Ok(peers) = h.peers().await {
+        st.peers = peers
+            .into_iter()
+            .map(|p| {
+                let since = match p.established_since {
+                    Some(at) => h.elapsed_since(at),
+                    None => p
+                        .last_error
+                        .as_ref()
+                        .map(|e| h.elapsed_since(e.at))
+                        .unwrap_or_else(|| h.uptime()),
+                };
+                let last_error_age = p.last_error.as_ref().map(|e| h.elapsed_since(e.at));
+                PeerState {
+                    status: p,
+                    since,
+                    last_error_age,
+                }
+            })
+            .collect();
+    }
+    if let Ok(r) = h.routes().await {
+        st.routes = r;
+    }
+    if let Ok(f) = h.installed_routes().await {
+        st.fib = f;
+    }
+}
