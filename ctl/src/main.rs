@@ -1,6 +1,7 @@
 //! `brindlectl`: Brindle's command-line tool.
 
 mod ipam;
+mod lab;
 mod resources;
 mod status;
 mod validate;
@@ -84,6 +85,20 @@ enum Command {
         /// Ask this node's daemon (default: this host's name).
         #[arg(long, global = true)]
         node: Option<String>,
+    },
+    /// A multi-node Brindle fabric in network namespaces on this machine (`./lab`).
+    Lab {
+        #[command(subcommand)]
+        command: lab::LabCommand,
+        /// The lab's name (namespaces are brlab-<name>-*), to run several side by side.
+        #[arg(long = "lab", global = true, default_value = "lab")]
+        lab_name: String,
+        /// The lab's directory (default /var/run/brindle-lab/<name>).
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+        /// Where brindle-node and brindle-cni are (default: next to brindlectl).
+        #[arg(long, global = true)]
+        bin_dir: Option<PathBuf>,
     },
     /// IP address management: usage, consistency, manual release.
     Ipam {
@@ -190,6 +205,22 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Validate { files } => validate::run(&files, &mut std::io::stdout()),
+        Command::Lab {
+            command,
+            lab_name: name,
+            dir,
+            bin_dir,
+        } => (|| {
+            let here = std::env::current_exe()?;
+            let args = lab::LabArgs {
+                dir: dir.unwrap_or_else(|| lab::default_dir(&name)),
+                bin_dir: bin_dir
+                    .or_else(|| here.parent().map(std::path::Path::to_path_buf))
+                    .unwrap_or_default(),
+                name,
+            };
+            lab::execute(&args, command, &mut std::io::stdout())
+        })(),
         Command::Node {
             command,
             socket,
@@ -328,7 +359,10 @@ fn run_with_datastore(spec: &str, command: Command) -> anyhow::Result<bool> {
                     ipam::release(&ds, &ips, &handles, out).await
                 }
             },
-            Command::Validate { .. } | Command::Node { .. } | Command::Bgp { .. } => {
+            Command::Validate { .. }
+            | Command::Node { .. }
+            | Command::Bgp { .. }
+            | Command::Lab { .. } => {
                 unreachable!("handled without a datastore")
             }
         }

@@ -410,3 +410,15 @@ pub async fn routes(
     }
     Ok(true)
 }
+
+/// The summary and the sessions of one node (for the lab).
+pub async fn fetch(path: &Path) -> anyhow::Result<(pb::Summary, Vec<pb::Peer>)> {
+    let mut c = connect(path).await?;
+    let s = c.get_summary(pb::GetSummaryRequest {}).await?.into_inner();
+    let p = c
+        .list_peers(pb::ListPeersRequest {})
+        .await?
+        .into_inner()
+        .peers;
+    Ok((s, p))
+}

@@ -1,0 +1,366 @@
+//! Pods through the CNI plugin, the ping matrix, the node summary from the status sockets, and
+//! the convergence bench. Every probe and wait is bounded.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use indicatif::ProgressBar;
+
+use super::run::{LabArgs, Pod, State, ok, sh};
+use super::topology::Topology;
+
+/// (node, established, total) for every node, from the status sockets.
+pub(super) fn sessions(args: &LabArgs, topo: &Topology) -> Vec<(String, Option<(u32, u32)>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(rt) = rt else { return Vec::new() };
+    topo.nodes
+        .iter()
+        .map(|n| {
+            let r = rt
+                .block_on(crate::status::fetch(&args.socket(&n.name)))
+                .ok();
+            let c = r.map(|(_, peers)| {
+                let up = peers
+                    .iter()
+                    .filter(|p| p.state == brindle_proto::status::SessionState::Established as i32)
+                    .count() as u32;
+                (up, peers.len() as u32)
+            });
+            (n.name.clone(), c)
+        })
+        .collect()
+}
+
+pub(super) fn wait_sessions(
+    args: &LabArgs,
+    topo: &Topology,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = sessions(args, topo);
+        if s.iter()
+            .all(|(_, c)| c.is_some_and(|(up, all)| all > 0 && up == all))
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let bad: Vec<String> = s
+                .iter()
+                .filter(|(_, c)| !c.is_some_and(|(up, all)| all > 0 && up == all))
+                .map(|(n, c)| format!("{n} {c:?}"))
+                .collect();
+            bail!(
+                "sessions not Established after {} s: {}",
+                limit.as_secs(),
+                bad.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+pub(super) fn cni(
+    args: &LabArgs,
+    topo: &Topology,
+    cmd: &str,
+    pod: &Pod,
+) -> anyhow::Result<serde_json::Value> {
+    let (name, node, namespace) = (&pod.name, &pod.node, &pod.namespace);
+    let mut conf = serde_json::json!({
+        "cniVersion": "1.1.0", "name": "lab", "type": "brindle-cni", "datastore": args.db(),
+        "nodename": pod.node, "mtu": 1500,
+        "log_file_path": args.log("cni").to_str().unwrap_or_default(),
+        "ipam": {"type": "brindle-ipam"},
+        "args": {"cni": {"labels": pod.labels.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect::<Vec<_>>()}},
+    });
+    if cmd == "ADD" && !pod.ip.is_empty() {
+        conf["args"]["cni"]["ips"] = serde_json::json!([pod.ip]);
+    }
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &topo.ns(node)])
+        .arg(args.bin_dir.join("brindle-cni"))
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_CONTAINERID", name)
+        .env("CNI_IFNAME", "eth0")
+        .env(
+            "CNI_NETNS",
+            format!("/var/run/netns/{}", topo.ns(&format!("p-{name}"))),
+        )
+        .env(
+            "CNI_ARGS",
+            format!("K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name}"),
+        )
+        .env("CNI_PATH", args.bin_dir.to_str().unwrap_or_default())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(conf.to_string().as_bytes())?;
+    }
+    let o = child.wait_with_output()?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    if !o.status.success() {
+        bail!("CNI {cmd} of {name} on {node}: {}", v);
+    }
+    Ok(v)
+}
+
+/// Adds `pod` through the CNI plugin (`pod.ip`: a fixed address, or empty for IPAM's choice);
+/// returns it with its address. A failed ADD leaves no pod namespace behind.
+pub(super) fn add_pod(args: &LabArgs, st: &State, mut pod: Pod) -> anyhow::Result<Pod> {
+    let topo = &st.topology;
+    if !topo.nodes.iter().any(|n| n.name == pod.node) {
+        bail!("no node {}", pod.node);
+    }
+    if st.pods.contains_key(&pod.name) {
+        bail!("pod {} exists", pod.name);
+    }
+    let pns = topo.ns(&format!("p-{}", pod.name));
+    sh(&["ip", "netns", "add", &pns])?;
+    sh(&["ip", "-n", &pns, "link", "set", "lo", "up"])?;
+    match cni(args, topo, "ADD", &pod) {
+        Ok(r) => {
+            pod.ip = r["ips"][0]["address"]
+                .as_str()
+                .unwrap_or_default()
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            Ok(pod)
+        }
+        Err(e) => {
+            let _ = ok(&["ip", "netns", "del", &pns]);
+            Err(e)
+        }
+    }
+}
+
+pub(super) fn del_pod(args: &LabArgs, st: &State, pod: &Pod) -> anyhow::Result<()> {
+    cni(args, &st.topology, "DEL", pod)?;
+    let _ = ok(&[
+        "ip",
+        "netns",
+        "del",
+        &st.topology.ns(&format!("p-{}", pod.name)),
+    ]);
+    Ok(())
+}
+
+/// Every ordered pair of pods: did one ping reach the other? Bounded: one probe of 1 s per
+/// pair, eight at a time.
+pub(super) fn ping_all(st: &State) -> BTreeMap<(String, String), bool> {
+    let pods: Vec<&Pod> = st.pods.values().collect();
+    let pairs: Vec<(&Pod, &Pod)> = pods
+        .iter()
+        .flat_map(|a| {
+            pods.iter()
+                .filter(move |b| b.name != a.name)
+                .map(move |b| (*a, *b))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for chunk in pairs.chunks(8) {
+        let res: Vec<((String, String), bool)> = std::thread::scope(|s| {
+            let hs: Vec<_> = chunk
+                .iter()
+                .map(|(a, b)| {
+                    let ns = st.topology.ns(&format!("p-{}", a.name));
+                    s.spawn(move || {
+                        (
+                            (a.name.clone(), b.name.clone()),
+                            ok(&[
+                                "ip", "netns", "exec", &ns, "ping", "-c", "1", "-W", "1", &b.ip,
+                            ]),
+                        )
+                    })
+                })
+                .collect();
+            hs.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        out.extend(res);
+    }
+    out
+}
+
+pub(super) fn matrix(st: &State, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let m = ping_all(st);
+    let color = std::io::stdout().is_terminal();
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    if !color {
+        t.force_no_tty();
+    }
+    let names: Vec<&String> = st.pods.keys().collect();
+    let mut header = vec![comfy_table::Cell::new("from \\ to")];
+    header.extend(names.iter().map(comfy_table::Cell::new));
+    t.set_header(header);
+    for a in &names {
+        let mut row = vec![comfy_table::Cell::new(format!("{a} {}", st.pods[*a].ip))];
+        for b in &names {
+            let c = if a == b {
+                comfy_table::Cell::new("·")
+            } else if m
+                .get(&((*a).clone(), (*b).clone()))
+                .copied()
+                .unwrap_or(false)
+            {
+                let c = comfy_table::Cell::new("✓");
+                if color {
+                    c.fg(comfy_table::Color::Green)
+                } else {
+                    c
+                }
+            } else {
+                let c = comfy_table::Cell::new("✗");
+                if color {
+                    c.fg(comfy_table::Color::Red)
+                } else {
+                    c
+                }
+            };
+            row.push(c);
+        }
+        t.add_row(row);
+    }
+    let good = m.values().filter(|v| **v).count();
+    writeln!(
+        out,
+        "\nPing matrix ({good}/{} pairs reachable):\n{t}",
+        m.len()
+    )?;
+    Ok(good == m.len())
+}
+
+pub(super) fn summary(args: &LabArgs, st: &State, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    if !std::io::stdout().is_terminal() {
+        t.force_no_tty();
+    }
+    t.set_header(vec![
+        "NODE",
+        "ADDRESS",
+        "AS",
+        "SESSIONS UP/TOTAL",
+        "BLOCKS",
+        "PODS",
+        "READY",
+    ]);
+    let mut all_ready = true;
+    for n in &st.topology.nodes {
+        let pods = st.pods.values().filter(|p| p.node == n.name).count();
+        match rt.block_on(crate::status::fetch(&args.socket(&n.name))) {
+            Ok((s, peers)) => {
+                let up = peers
+                    .iter()
+                    .filter(|p| p.state == brindle_proto::status::SessionState::Established as i32)
+                    .count();
+                let ready = up == peers.len() && !peers.is_empty() && s.datastore_in_sync;
+                all_ready &= ready;
+                t.add_row(vec![
+                    n.name.clone(),
+                    n.ip.clone(),
+                    s.local_as.to_string(),
+                    format!("{up}/{}", peers.len()),
+                    s.blocks.to_string(),
+                    pods.to_string(),
+                    if ready { "yes".into() } else { "no".into() },
+                ]);
+            }
+            Err(_) => {
+                all_ready = false;
+                t.add_row(vec![
+                    n.name.clone(),
+                    n.ip.clone(),
+                    n.asn.to_string(),
+                    "-".into(),
+                    "-".into(),
+                    pods.to_string(),
+                    "daemon down".into(),
+                ]);
+            }
+        }
+    }
+    writeln!(out, "{t}")?;
+    Ok(all_ready)
+}
+
+pub(super) fn bench(args: &LabArgs, pods: u32, out: &mut dyn Write) -> anyhow::Result<bool> {
+    let mut st = args.load()?;
+    let nodes: Vec<String> = st.topology.nodes.iter().map(|n| n.name.clone()).collect();
+    let probes: Vec<Pod> = nodes
+        .iter()
+        .filter_map(|n| st.pods.values().find(|p| &p.node == n).cloned())
+        .collect();
+    if probes.len() < 2 {
+        bail!("bench needs a pod on at least two nodes (up with --pods-per-node 1 or more)");
+    }
+    let mut times = Vec::new();
+    let pb = ProgressBar::new(u64::from(pods));
+    for i in 0..pods {
+        let node = &nodes[i as usize % nodes.len()];
+        let name = format!("bench-{i}");
+        let t0 = Instant::now();
+        let pod = add_pod(args, &st, Pod::new(&name, node, "bench", BTreeMap::new()))?;
+        st.pods.insert(name.clone(), pod.clone());
+        args.save(&st)?;
+        // Reachable from one probe pod on every other node.
+        let deadline = t0 + Duration::from_secs(30);
+        for p in probes.iter().filter(|p| &p.node != node) {
+            let ns = st.topology.ns(&format!("p-{}", p.name));
+            while !ok(&[
+                "ip", "netns", "exec", &ns, "ping", "-c", "1", "-W", "1", &pod.ip,
+            ]) {
+                if Instant::now() > deadline {
+                    bail!(
+                        "{} ({}) not reachable from {} after 30 s",
+                        name,
+                        pod.ip,
+                        p.name
+                    );
+                }
+            }
+        }
+        times.push(t0.elapsed());
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    times.sort();
+    let pct = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+    writeln!(
+        out,
+        "pod ADD to reachable from every other node, {} pods on {} nodes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        times.len(),
+        nodes.len(),
+        pct(0.5).as_secs_f64() * 1000.0,
+        pct(0.99).as_secs_f64() * 1000.0,
+        times
+            .last()
+            .map(|t| t.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    )?;
+    for (k, pid) in st.pids.iter().filter(|(k, _)| k.starts_with("node/")) {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let rss = s
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .unwrap_or("VmRSS: ?")
+                .trim_start_matches("VmRSS:")
+                .trim()
+                .to_string();
+            writeln!(out, "{k}: RSS {rss}")?;
+        }
+    }
+    Ok(true)
+}
