@@ -319,6 +319,7 @@ async fn allocate(
         v6_pools: req.conf.ipam.ipv6_pools.clone(),
         attrs,
         timestamp: now(),
+        tunnel: false,
     };
     if !req.conf.ips.is_empty() {
         let mut got = Vec::new();

@@ -54,6 +54,8 @@ pub struct AssignArgs {
     pub attrs: BTreeMap<String, String>,
     /// Unix seconds now (time is passed in; recorded for the leak grace period).
     pub timestamp: u64,
+    /// A node's tunnel address (pools that allow `Tunnel`), not a workload's.
+    pub tunnel: bool,
 }
 
 /// What was handed out.
@@ -191,7 +193,12 @@ impl Ipam {
             if n == 0 {
                 continue;
             }
-            let result = match eligible(&pools, v4, &labels, requested, AllowedUse::Workload) {
+            let use_ = if args.tunnel {
+                AllowedUse::Tunnel
+            } else {
+                AllowedUse::Workload
+            };
+            let result = match eligible(&pools, v4, &labels, requested, use_) {
                 Err(reason) => Err(Error::NoPool {
                     family: if v4 { 4 } else { 6 },
                     node: args.node.clone(),

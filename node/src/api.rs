@@ -329,6 +329,11 @@ pub fn summary_msg(st: &NodeStatus) -> pb::Summary {
             .count() as u32
     };
     let mut notes: Vec<String> = d.map(|d| d.notes.clone()).unwrap_or_default();
+    notes.extend(
+        st.dataplane_problems
+            .iter()
+            .map(|p| format!("dataplane: {p}")),
+    );
     if let Some(e) = &st.desired_error {
         notes.push(format!("configuration error: {e}"));
     }

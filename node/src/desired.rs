@@ -573,6 +573,26 @@ pub fn desired_bgp(snap: &Snapshot, name: &str) -> Result<DesiredBgp, Error> {
         ));
     }
 
+    // Pools with VXLAN or IPIP are routed from the datastore by the tunnel driver: BGP must not
+    // install their prefixes (one writer per route).
+    let tunnelled: Vec<Prefix> = snap
+        .pools()
+        .filter(|p| {
+            p.spec.vxlan_mode != brindle_crds::ippool::EncapMode::Never
+                || p.spec.ipip_mode != brindle_crds::ippool::EncapMode::Never
+        })
+        .filter_map(|p| p.spec.network().as_ref().and_then(to_prefix))
+        .collect();
+    if !tunnelled.is_empty() {
+        for p in peers.values_mut() {
+            let mut rules: Vec<FilterRule> = tunnelled
+                .iter()
+                .map(|t| FilterRule::cidr(FilterAction::Reject, *t, MatchOperator::In))
+                .collect();
+            rules.append(&mut p.import);
+            p.import = rules;
+        }
+    }
     let originate = originated(snap, &local, &cfg, &mut notes);
     Ok(DesiredBgp {
         node: name.to_string(),

@@ -18,17 +18,22 @@
 //! - [`register`]: create/update this node's `Node`, refusing an address another node holds.
 //! - [`desired`]: `desired_bgp`, the pure derivation of sessions and advertisements.
 //! - [`sync`]: applies a `DesiredBgp` to a running speaker, changing only what differs.
+//! - [`tunnels`], [`dataplane`]: VXLAN/IPIP devices and tunnel routes derived from the datastore
+//!   (pure), and the netlink driver that makes the kernel match them.
 //! - [`secrets`]: BGP passwords from a secrets directory.
 //! - [`status`], [`api`]: the status snapshot and the gRPC status API on a Unix socket.
 
 pub mod api;
 pub mod autodetect;
 pub mod cache;
+pub mod dataplane;
 pub mod desired;
 pub mod register;
 pub mod secrets;
 pub mod status;
 pub mod sync;
+pub mod tunnel_addr;
+pub mod tunnels;
 
 /// Node daemon errors; each names the field, node or file it is about.
 #[derive(Debug, thiserror::Error)]

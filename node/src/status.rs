@@ -51,6 +51,8 @@ pub struct NodeStatus {
     pub blocks: u32,
     /// Addresses allocated for this node.
     pub addresses_in_use: u32,
+    /// What the tunnel driver could not do (e.g. no ipip module).
+    pub dataplane_problems: Vec<String>,
 }
 
 /// IPAM use of `node` in a snapshot: (blocks, addresses).

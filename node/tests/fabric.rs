@@ -350,10 +350,19 @@ fn mesh_routes_pods_and_changes_without_flaps() {
         assert!(Instant::now() < deadline, "longest match for {ip1}: {out}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (code, out) = f.ctl("node-1", &["node", "summary", "-o", "json"]);
-    assert_eq!(code, 0, "{out}");
-    let sum: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(sum["blocks"], 1, "{out}");
+    // The summary is a snapshot too: wait (bounded) for it to show node-1's block.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sum = loop {
+        let (code, out) = f.ctl("node-1", &["node", "summary", "-o", "json"]);
+        assert_eq!(code, 0, "{out}");
+        let sum: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if sum["blocks"] == 1 {
+            break sum;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = sum.to_string();
     assert_eq!(sum["establishedIPv4"], 2, "{out}");
     assert_eq!(sum["datastoreInSync"], true, "{out}");
     let (code, out) = f.ctl("node-9", &["node", "status"]);
@@ -504,4 +513,117 @@ spec: {{peerIP: 198.18.10.254, asNumber: 65100}}
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// VXLAN from the datastore alone: a pool with `vxlanMode: Always` gives each node a tunnel
+/// address, a vxlan.brindle device, neighbour/FDB entries for the others, and routes of their
+/// blocks through the tunnel (BGP keeps out of the kernel for it). Pods ping across; a deleted
+/// tunnel route is put back. Then an IPIP pool on this kernel (no ipip module) is reported, and
+/// never routed without encapsulation.
+#[test]
+fn vxlan_routes_from_the_datastore_and_ipip_is_reported() {
+    let mut f = Fabric::new(3);
+    f.apply(
+        "
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: vxlan-pods}
+spec: {cidr: 198.19.0.0/16, blockSize: 26, vxlanMode: Always}
+",
+    );
+    for n in ["node-1", "node-2", "node-3"] {
+        f.start(n);
+    }
+    f.wait_established("node-1", &["198.18.10.2", "198.18.10.3"], 40);
+    let ip1 = allocate(&f.db, "node-1", "net.pod-a");
+    let ip3 = allocate(&f.db, "node-3", "net.pod-c");
+    let pa = f.pod("node-1", "pod-a", &ip1);
+    let pc = f.pod("node-3", "pod-c", &ip3);
+    let n1 = f.ns("node-1");
+    let dev = f
+        .lab
+        .wait_route(&n1, false, "dev vxlan.brindle", "proto 80", 30);
+    assert!(dev.contains("onlink"), "{dev}");
+    let link = sh(&["ip", "-n", &n1, "-d", "link", "show", "vxlan.brindle"]);
+    assert!(
+        link.contains("vxlan id 4096")
+            && link.contains("dstport 4789")
+            && link.contains("local 198.18.10.1"),
+        "{link}"
+    );
+    let fdb = sh(&["bridge", "-n", &n1, "fdb", "show", "dev", "vxlan.brindle"]);
+    assert!(fdb.contains("dst 198.18.10.3"), "{fdb}");
+    // No BGP-learned route for the VXLAN pool (metric 32): only the tunnel driver's.
+    let bgp = f.lab.routes(&n1, false, "proto 80 metric 32");
+    assert!(
+        !bgp.lines()
+            .any(|l| l.contains("198.19.") && l.contains(" via ")),
+        "BGP installed a VXLAN pool route: {bgp}"
+    );
+    wait_ping(&f.lab, &pa, &ip3, 20);
+    wait_ping(&f.lab, &pc, &ip1, 20);
+
+    // Someone deletes the tunnel route to node-3's block: it comes back.
+    let line = f
+        .lab
+        .routes(&n1, false, "dev vxlan.brindle")
+        .lines()
+        .find(|l| l.contains("proto 80"))
+        .unwrap()
+        .to_string();
+    let prefix = line.split_whitespace().next().unwrap().to_string();
+    sh(&[
+        "ip", "-n", &n1, "route", "del", &prefix, "proto", "80", "metric", "16",
+    ]);
+    f.lab
+        .wait_route(&n1, false, "dev vxlan.brindle", &prefix, 15);
+    wait_ping(&f.lab, &pa, &ip3, 20);
+
+    // An IPIP pool: this kernel has no ipip module; the node says so and installs nothing
+    // unencapsulated for it.
+    f.apply(
+        "
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: ipip-pods}
+spec: {cidr: 198.18.128.0/20, blockSize: 26, ipipMode: Always}
+",
+    );
+    let _ = allocate_from(&f.db, "node-3", "net.ipip", "198.18.128.0/20");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, out) = f.ctl("node-1", &["node", "summary", "-o", "json"]);
+        if out.contains("ipip") || out.contains("tunl0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no IPIP problem reported: {out}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let r = f.lab.routes(&n1, false, "");
+    assert!(
+        !r.contains("198.18.128."),
+        "an IPIP block was routed without encapsulation: {r}"
+    );
+}
+
+fn allocate_from(db: &str, node: &str, handle: &str, pool: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ds = brindle_datastore::open(db).await.unwrap();
+        let got = Ipam::new(ds)
+            .auto_assign(&AssignArgs {
+                handle: handle.into(),
+                node: node.into(),
+                num_v4: 1,
+                v4_pools: vec![pool.into()],
+                timestamp: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        got.v4[0].to_string()
+    })
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 pub use run::{LabArgs, execute};
-pub use topology::Shape;
+pub use topology::{Encap, Shape};
 
 /// Lab subcommands.
 #[derive(Debug, Subcommand)]
@@ -35,9 +35,9 @@ pub enum LabCommand {
         /// Pods per node.
         #[arg(long, default_value_t = 1)]
         pods_per_node: u32,
-        /// Encapsulation: none (VXLAN and IPIP are not available in the lab yet).
-        #[arg(long, default_value = "none")]
-        encap: String,
+        /// Encapsulation of the pod pool (ipip needs an ipip-capable kernel).
+        #[arg(long, value_enum, default_value_t = Encap::None)]
+        encap: Encap,
     },
     /// Remove every namespace, process and file of the lab.
     Down,

@@ -151,6 +151,19 @@ pub(super) fn build_network(topo: &Topology) -> anyhow::Result<()> {
         let port = format!("n{i}");
         link(seg, &port, None, &ns, "eth0", Some(&format!("{}/24", n.ip)))?;
         sh(&["ip", "-n", seg, "link", "set", &port, "master", "br0"])?;
+        if topo.shape == Shape::Racks {
+            // Hosts reach other racks through their ToR (tunnels need the other nodes).
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("198.18.{}.1", n.rack),
+            ])?;
+        }
     }
     Ok(())
 }

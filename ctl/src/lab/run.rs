@@ -17,7 +17,7 @@ use super::network::{
     build_network, down_by_marker, ipip_available, namespaces, start_node, start_routers,
 };
 use super::pods::{add_pod, bench, del_pod, matrix, ping_all, summary, wait_sessions};
-use super::topology::{Shape, Topology};
+use super::topology::{Encap, Shape, Topology};
 use super::{LabCommand, NodeCommand, PodCommand, PolicyCommand};
 
 /// Global lab options.
@@ -188,15 +188,13 @@ pub fn execute(args: &LabArgs, cmd: LabCommand, out: &mut dyn Write) -> anyhow::
             pods_per_node,
             encap,
         } => {
-            if encap != "none" {
-                let why = if encap == "ipip" && !ipip_available() {
-                    "this kernel has no ipip module"
-                } else {
-                    "the node daemon does not program tunnels yet"
-                };
-                bail!("--encap {encap} is not available: {why}; use --encap none");
+            if encap == Encap::Ipip && !ipip_available() {
+                bail!(
+                    "--encap ipip needs an ipip-capable kernel and this one has no ipip module; \
+                     use --encap vxlan (or none)"
+                );
             }
-            let topo = Topology::new(&args.name, topology, racks, nodes_per_rack)
+            let topo = Topology::new(&args.name, topology, racks, nodes_per_rack, encap)
                 .map_err(anyhow::Error::msg)?;
             if args.state_path().exists() || namespaces(&topo.marker())?.next().is_some() {
                 bail!("lab {:?} is already up (`./lab down` first)", args.name);

@@ -19,6 +19,19 @@ pub enum Shape {
     Mesh,
 }
 
+/// Encapsulation of the pod pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Encap {
+    /// Plain routing.
+    None,
+    /// VXLAN to every other node.
+    Vxlan,
+    /// VXLAN only across subnets (racks).
+    VxlanCrosssubnet,
+    /// IPIP to every other node (needs the ipip module).
+    Ipip,
+}
+
 /// Which routing daemon a router runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Router {
@@ -50,6 +63,8 @@ pub struct Topology {
     pub shape: Shape,
     /// Number of racks (1 in mesh mode).
     pub racks: u32,
+    /// Pod pool encapsulation.
+    pub encap: Encap,
     /// The nodes.
     pub nodes: Vec<LabNode>,
 }
@@ -71,6 +86,7 @@ impl Topology {
         shape: Shape,
         racks: u32,
         nodes_per_rack: u32,
+        encap: Encap,
     ) -> Result<Topology, String> {
         let racks = if shape == Shape::Mesh { 1 } else { racks };
         if racks == 0 || racks > 50 {
@@ -112,6 +128,7 @@ impl Topology {
             name: name.to_string(),
             shape,
             racks,
+            encap,
             nodes,
         })
     }
@@ -152,6 +169,7 @@ impl Topology {
             "router id 198.18.{r}.1;\n\
              protocol device {{}}\n\
              protocol kernel {{ ipv4 {{ import none; export all; }}; merge paths on; }}\n\
+             protocol direct {{ ipv4; interface \"br0\"; }}\n\
              template bgp node {{\n  local 198.18.{r}.1 as {asn};\n  rr client;\n  direct;\n  \
              connect retry time 2; error wait time 1, 5;\n  \
              ipv4 {{ import all; export all; next hop self ebgp; }};\n}}\n\
@@ -175,7 +193,8 @@ impl Topology {
         let mut c = format!(
             "frr defaults traditional\nhostname tor{r}\nlog stdout informational\n\
              router bgp {asn}\n bgp router-id 198.18.{r}.1\n no bgp ebgp-requires-policy\n\
-             neighbor {spine} remote-as {SPINE_AS}\n neighbor {spine} timers connect 2\n"
+             neighbor {spine} remote-as {SPINE_AS}\n neighbor {spine} timers connect 2\n\
+             address-family ipv4 unicast\n  network 198.18.{r}.0/24\n exit-address-family\n"
         );
         let rack_nodes: Vec<&LabNode> = self.nodes.iter().filter(|n| n.rack == r).collect();
         for n in &rack_nodes {
@@ -213,11 +232,16 @@ impl Topology {
 
     /// The resources the lab applies (ordinary manifests the user can read and change).
     pub fn manifests(&self) -> String {
-        let mut docs = vec![
+        let encap = match self.encap {
+            Encap::None => "",
+            Encap::Vxlan => "  vxlanMode: Always\n",
+            Encap::VxlanCrosssubnet => "  vxlanMode: CrossSubnet\n",
+            Encap::Ipip => "  ipipMode: Always\n",
+        };
+        let mut docs = vec![format!(
             "apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: lab-pods\nspec:\n  \
-             cidr: 198.19.0.0/16\n  blockSize: 26\n  natOutgoing: false\n"
-                .to_string(),
-        ];
+             cidr: 198.19.0.0/16\n  blockSize: 26\n  natOutgoing: false\n{encap}"
+        )];
         match self.shape {
             Shape::Mesh => docs.push(format!(
                 "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata:\n  name: default\nspec:\n  \
@@ -287,7 +311,7 @@ mod tests {
 
     #[test]
     fn default_plan() {
-        let t = Topology::new("lab", Shape::Racks, 2, 3).unwrap();
+        let t = Topology::new("lab", Shape::Racks, 2, 3, Encap::None).unwrap();
         assert_eq!(t.nodes.len(), 6);
         assert_eq!(t.nodes[3].name, "r2-n1");
         assert_eq!(t.nodes[3].ip, "198.18.2.11");
@@ -305,7 +329,9 @@ mod tests {
                 .contains("neighbor 198.18.2.12 route-reflector-client")
         );
         assert!(t.manifests().contains("nodeSelector: rack == 'rack2'"));
-        assert!(Topology::new("Bad", Shape::Mesh, 1, 1).is_err());
-        assert!(Topology::new("lab", Shape::Racks, 51, 1).is_err());
+        assert!(Topology::new("Bad", Shape::Mesh, 1, 1, Encap::None).is_err());
+        assert!(Topology::new("lab", Shape::Racks, 51, 1, Encap::None).is_err());
+        let v = Topology::new("lab", Shape::Racks, 2, 1, Encap::VxlanCrosssubnet).unwrap();
+        assert!(v.manifests().contains("vxlanMode: CrossSubnet"));
     }
 }

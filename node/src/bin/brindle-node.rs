@@ -13,6 +13,12 @@ use std::time::Duration;
 use anyhow::Context;
 use brindle_bgp_speaker::{KernelConfig, Snapshot as Status};
 use brindle_node::api;
+use brindle_node::dataplane::Driver;
+use brindle_node::tunnel_addr;
+use brindle_node::tunnels::{self, RoutePlan};
+
+/// How often tunnel routes are re-read and repaired without a change.
+const TUNNEL_RESYNC: Duration = Duration::from_secs(5);
 use brindle_node::autodetect::{self, Method};
 use brindle_node::cache::{self, NODE_KINDS};
 use brindle_node::desired::desired_bgp;
@@ -164,6 +170,13 @@ async fn run(
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(interval);
     let mut last_err = String::new();
+    let driver = if no_kernel_routes {
+        None
+    } else {
+        Some(Driver::open()?)
+    };
+    let mut tunnels_applied: Option<(RoutePlan, std::time::Instant)> = None;
+    let mut reported: std::collections::BTreeSet<String> = Default::default();
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -228,6 +241,33 @@ async fn run(
                     last_err = e;
                 }
             }
+        }
+        // Tunnels and tunnel routes: on change, and every few seconds to repair what others
+        // deleted.
+        if let Err(e) = tunnel_addr::reconcile(&ds, &snap, &name).await
+            && reported.insert(e.to_string())
+        {
+            tracing::error!(target: "node.tunnel", event = "tunnel_address_failed", error = %e);
+        }
+        let plan = tunnels::desired_routes(&snap, &name);
+        let due = tunnels_applied
+            .as_ref()
+            .is_none_or(|(p, at)| *p != plan || at.elapsed() > TUNNEL_RESYNC);
+        if let Some(drv) = &driver
+            && due
+        {
+            let rep = drv.reconcile(&plan).await;
+            for c in &rep.changed {
+                tracing::info!(target: "node.tunnel", event = "changed", "{c}");
+            }
+            for p in rep.problems.iter().chain(&plan.notes) {
+                if reported.insert(p.clone()) {
+                    tracing::warn!(target: "node.tunnel", event = "problem", "{p}");
+                }
+            }
+            st.dataplane_problems = rep.problems;
+            st.dataplane_problems.extend(plan.notes.iter().cloned());
+            tunnels_applied = Some((plan, std::time::Instant::now()));
         }
     }
     tracing::info!(target: "node", event = "signal", "stopping; kernel routes stay for graceful restart");
