@@ -1,7 +1,14 @@
-//! The per-node policy agent.
+//! The per-node policy agent: Kubernetes and Calico network policy, enforced with nftables.
 //!
-//! This crate will own the policy calculation (a pure function from the datastore's
-//! NetworkPolicy, GlobalNetworkPolicy, Tier, HostEndpoint and workload state to per-endpoint rule
-//! sets, using `brindle-selector`), the nftables and iptables renderers (pure, table-tested), and
-//! the dataplane drivers that read back what the kernel has and apply only the difference: pod
-//! routes, IPIP/VXLAN tunnel routes and NAT outgoing.
+//! - [`calc`]: the calculation (pure): endpoints, profiles, tiers and policies to per-endpoint
+//!   tier/policy lists, compiled rules and address sets, with Calico's semantics.
+//! - [`nft`]: the renderer (pure): the plan to one nftables script for Brindle's own table.
+//! - [`driver`]: applies the script in one transaction, reads the kernel back, re-applies when
+//!   the table was deleted or altered, and leaves an unchanged table alone across restarts.
+//!
+//! `brindle-node` runs the agent (`--policy on`, the default): fail-closed (a workload interface
+//! with no endpoint is dropped), and nothing is written before the datastore's first in-sync.
+
+pub mod calc;
+pub mod driver;
+pub mod nft;

@@ -1,0 +1,579 @@
+//! The policy calculation: from endpoints, profiles, tiers and policies to, per local endpoint
+//! and direction, the ordered tiers and policies that apply, compiled rules, and the address sets
+//! the rules need. Pure; Calico's semantics:
+//!
+//! - Tiers by `order` (unset last) then name; the `default` tier has order 1,000,000.
+//!   Policies in a tier by `order` (unset last) then name.
+//! - A policy applies to an endpoint when its selector matches the endpoint's labels (a
+//!   namespaced NetworkPolicy only to endpoints of its namespace) and its types include the
+//!   direction. `types` unset: Ingress, plus Egress when it has egress rules.
+//! - In a tier with an applicable policy: rules in order; Allow accepts, Deny drops, Pass goes to
+//!   the next tier, Log logs and continues; no match in the whole tier → the tier's
+//!   `defaultAction` (Deny unless Pass). After the last tier that passes, or when no tier
+//!   applies: the endpoint's profiles (Kubernetes namespace profiles `kns.*` allow everything;
+//!   no matching profile rule → drop).
+//! - Entity rules: `nets`/`notNets`, `selector`/`notSelector` (addresses of the matching
+//!   endpoints; in a namespaced policy scoped to its namespace unless `namespaceSelector`),
+//!   `namespaceSelector` (over namespace names: `projectcalico.org/name`,
+//!   `kubernetes.io/metadata.name`), `ports`/`notPorts` with ranges and named ports (resolved
+//!   against the selected endpoints' ports), protocol and `notProtocol`, ICMP type/code,
+//!   `ipVersion`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use brindle_crds::policy::{Action, EntityRule, PolicyType, Rule};
+use brindle_crds::{Port, Protocol, Resource};
+use brindle_selector::Selector;
+use ipnetwork::IpNetwork;
+use serde::Serialize;
+
+/// The order of the `default` tier.
+pub const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
+
+/// One workload endpoint, as the calculation sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The host side interface.
+    pub iface: String,
+    /// The node it runs on.
+    pub node: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Labels (the endpoint's, and its profiles' `labelsToApply`).
+    pub labels: BTreeMap<String, String>,
+    /// Its addresses.
+    pub ips: Vec<IpNetwork>,
+    /// Its profiles.
+    pub profiles: Vec<String>,
+    /// Named ports: name → (protocol number, port).
+    pub ports: BTreeMap<String, (u8, u16)>,
+}
+
+/// A policy of any kind, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// `<tier>/<name>` or `<tier>/<namespace>/<name>`; unique, stable.
+    pub id: String,
+    /// Its tier.
+    pub tier: String,
+    /// Its order.
+    pub order: Option<f64>,
+    /// The namespace of a namespaced policy.
+    pub namespace: Option<String>,
+    /// Which endpoints.
+    pub selector: Option<String>,
+    /// Directions.
+    pub types: Vec<PolicyType>,
+    /// Inbound rules.
+    pub ingress: Vec<Rule>,
+    /// Outbound rules.
+    pub egress: Vec<Rule>,
+}
+
+/// Everything the calculation reads.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Every endpoint of the cluster (selectors pick addresses among them).
+    pub endpoints: Vec<Endpoint>,
+    /// Tiers: name → (order, default action is Pass).
+    pub tiers: BTreeMap<String, (Option<f64>, bool)>,
+    /// Policies.
+    pub policies: Vec<Policy>,
+    /// Profiles: name → (ingress, egress).
+    pub profiles: BTreeMap<String, (Vec<Rule>, Vec<Rule>)>,
+}
+
+/// Verdict of a compiled rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Accept.
+    Allow,
+    /// Drop.
+    Deny,
+    /// To the next tier.
+    Pass,
+    /// Log and continue.
+    Log,
+}
+
+/// One side of a compiled rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Side {
+    /// Address must be in one of these (nets and selector sets).
+    pub nets: Vec<IpNetwork>,
+    /// Address sets that must match (selector), by name.
+    pub sets: Vec<String>,
+    /// Address must not be in these.
+    pub not_nets: Vec<IpNetwork>,
+    /// Address sets that must not match (notSelector).
+    pub not_sets: Vec<String>,
+    /// Port ranges.
+    pub ports: Vec<(u16, u16)>,
+    /// Excluded port ranges.
+    pub not_ports: Vec<(u16, u16)>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CRule {
+    /// What a match does.
+    pub verdict: Verdict,
+    /// 4, 6 or both.
+    pub ip_version: Option<u8>,
+    /// Protocol number.
+    pub protocol: Option<u8>,
+    /// Excluded protocol number.
+    pub not_protocol: Option<u8>,
+    /// ICMP type and code.
+    pub icmp: Option<(u8, Option<u8>)>,
+    /// Source.
+    pub src: Side,
+    /// Destination.
+    pub dst: Side,
+    /// The rule can never match (e.g. a named port no endpoint has): rendered as nothing.
+    pub never: bool,
+}
+
+/// A compiled policy (or profile).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CPolicy {
+    /// Inbound.
+    pub ingress: Vec<CRule>,
+    /// Outbound.
+    pub egress: Vec<CRule>,
+}
+
+/// The tiers that apply to one endpoint in one direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierPlan {
+    /// Tier name.
+    pub tier: String,
+    /// Policy ids, in order.
+    pub policies: Vec<String>,
+    /// The tier ends with Pass (else Deny).
+    pub pass_at_end: bool,
+}
+
+/// One local endpoint's plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointPlan {
+    /// Inbound tiers.
+    pub ingress: Vec<TierPlan>,
+    /// Outbound tiers.
+    pub egress: Vec<TierPlan>,
+    /// Profiles, in order; `kns.*` (or missing `kns.*`) allows all.
+    pub profiles: Vec<String>,
+}
+
+/// The calculation's result for one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// By host interface.
+    pub endpoints: BTreeMap<String, EndpointPlan>,
+    /// Compiled policies used by some local endpoint.
+    pub policies: BTreeMap<String, CPolicy>,
+    /// Compiled profiles used by some local endpoint (`allow-all` for Kubernetes namespaces).
+    pub profiles: BTreeMap<String, CPolicy>,
+    /// Address sets: name → members.
+    pub sets: BTreeMap<String, BTreeSet<IpNetwork>>,
+    /// What could not be compiled, and why.
+    pub notes: Vec<String>,
+}
+
+fn protocol_number(p: &Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Icmp => 1,
+        Protocol::IcmpV6 => 58,
+        Protocol::Sctp => 132,
+        Protocol::UdpLite => 136,
+        Protocol::Number(n) => *n,
+    }
+}
+
+/// Types of a policy, inferred as Calico does when unset.
+pub fn types_of(types: &[PolicyType], has_egress: bool) -> Vec<PolicyType> {
+    if !types.is_empty() {
+        return types.to_vec();
+    }
+    let mut t = vec![PolicyType::Ingress];
+    if has_egress {
+        t.push(PolicyType::Egress);
+    }
+    t
+}
+
+/// Builds the inputs from resources (WorkloadEndpoints, Profiles, Tiers, policies).
+pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inputs {
+    let mut inp = Inputs::default();
+    let mut profile_labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut weps = Vec::new();
+    for r in resources {
+        match r {
+            Resource::WorkloadEndpoint(w) => weps.push(w.clone()),
+            Resource::Profile(p) => {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                profile_labels.insert(name.clone(), p.spec.labels_to_apply.clone());
+                inp.profiles
+                    .insert(name, (p.spec.ingress.clone(), p.spec.egress.clone()));
+            }
+            Resource::Tier(t) => {
+                let name = t.metadata.name.clone().unwrap_or_default();
+                let pass = t.spec.default_action == Some(Action::Pass);
+                inp.tiers.insert(name, (t.spec.order, pass));
+            }
+            Resource::GlobalNetworkPolicy(p) => {
+                let s = &p.spec;
+                let tier = s.tier.clone().unwrap_or_else(|| "default".into());
+                let name = p.metadata.name.clone().unwrap_or_default();
+                inp.policies.push(Policy {
+                    id: format!("{tier}/{name}"),
+                    tier,
+                    order: s.order,
+                    namespace: None,
+                    selector: s.selector.clone(),
+                    types: types_of(&s.types, !s.egress.is_empty()),
+                    ingress: s.ingress.clone(),
+                    egress: s.egress.clone(),
+                });
+            }
+            Resource::NetworkPolicy(p) => {
+                let s = &p.spec;
+                let tier = s.tier.clone().unwrap_or_else(|| "default".into());
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let ns = p
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
+                inp.policies.push(Policy {
+                    id: format!("{tier}/{ns}/{name}"),
+                    tier,
+                    order: s.order,
+                    namespace: Some(ns),
+                    selector: s.selector.clone(),
+                    types: types_of(&s.types, !s.egress.is_empty()),
+                    ingress: s.ingress.clone(),
+                    egress: s.egress.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    for w in weps {
+        let s = &w.spec;
+        let mut labels = BTreeMap::new();
+        for p in &s.profiles {
+            if let Some(l) = profile_labels.get(p) {
+                labels.extend(l.clone());
+            }
+        }
+        labels.extend(w.metadata.labels.clone().unwrap_or_default());
+        let namespace = w
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        labels
+            .entry("projectcalico.org/namespace".into())
+            .or_insert_with(|| namespace.clone());
+        inp.endpoints.push(Endpoint {
+            iface: s.interface_name.clone(),
+            node: s.node.clone(),
+            namespace,
+            labels,
+            ips: s
+                .ip_networks
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            profiles: s.profiles.clone(),
+            ports: s
+                .ports
+                .iter()
+                .map(|p| (p.name.clone(), (protocol_number(&p.protocol), p.port)))
+                .collect(),
+        });
+    }
+    inp
+}
+
+fn tier_key(inp: &Inputs, tier: &str) -> (u8, u64, String) {
+    let order = inp
+        .tiers
+        .get(tier)
+        .and_then(|t| t.0)
+        .or((tier == "default").then_some(DEFAULT_TIER_ORDER));
+    match order {
+        Some(o) => (0, o.to_bits() ^ (1 << 63), tier.to_string()),
+        None => (1, 0, tier.to_string()),
+    }
+}
+
+fn order_key(p: &Policy) -> (u8, u64, String) {
+    match p.order {
+        // Non-negative orders compare like their bit patterns with the sign bit flipped.
+        Some(o) if o >= 0.0 => (0, o.to_bits() ^ (1 << 63), p.id.clone()),
+        Some(o) => (0, !o.to_bits(), p.id.clone()),
+        None => (1, 0, p.id.clone()),
+    }
+}
+
+fn sel_matches(sel: &Option<String>, labels: &BTreeMap<String, String>) -> bool {
+    match sel.as_deref() {
+        None | Some("") => true,
+        Some(s) => Selector::parse(s).is_ok_and(|s| s.matches(labels)),
+    }
+}
+
+fn ns_labels(ns: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("projectcalico.org/name".to_string(), ns.to_string()),
+        ("kubernetes.io/metadata.name".to_string(), ns.to_string()),
+    ])
+}
+
+struct Compiler<'a> {
+    inp: &'a Inputs,
+    sets: BTreeMap<String, BTreeSet<IpNetwork>>,
+    notes: Vec<String>,
+}
+
+impl<'a> Compiler<'a> {
+    /// Endpoints an entity's selector picks, in a policy of `scope` (namespace).
+    fn selected(&self, sel: &str, ns_sel: Option<&str>, scope: Option<&str>) -> Vec<&'a Endpoint> {
+        let Ok(s) = Selector::parse(sel) else {
+            return Vec::new();
+        };
+        let ns_s = ns_sel.and_then(|n| Selector::parse(n).ok());
+        self.inp
+            .endpoints
+            .iter()
+            .filter(|e| s.matches(&e.labels))
+            .filter(|e| match (&ns_s, scope) {
+                (Some(n), _) => n.matches(&ns_labels(&e.namespace)),
+                (None, Some(ns)) => e.namespace == ns,
+                (None, None) => true,
+            })
+            .collect()
+    }
+
+    fn set_for(&mut self, eps: &[&Endpoint], key: &str) -> String {
+        let name = format!("s{:016x}", stable_hash(key));
+        let members: BTreeSet<IpNetwork> = eps.iter().flat_map(|e| e.ips.iter().copied()).collect();
+        self.sets.insert(name.clone(), members);
+        name
+    }
+
+    fn side(
+        &mut self,
+        e: &EntityRule,
+        scope: Option<&str>,
+        protocol: Option<u8>,
+        ctx: &str,
+    ) -> (Side, bool) {
+        let mut side = Side::default();
+        let mut never = false;
+        side.nets = e.nets.iter().filter_map(|n| n.parse().ok()).collect();
+        side.not_nets = e.not_nets.iter().filter_map(|n| n.parse().ok()).collect();
+        let sel = e
+            .selector
+            .clone()
+            .or_else(|| e.namespace_selector.as_ref().map(|_| "all()".into()));
+        let mut selected: Vec<&Endpoint> = Vec::new();
+        if let Some(s) = &sel {
+            selected = self.selected(s, e.namespace_selector.as_deref(), scope);
+            let key = format!("{s}|{:?}|{scope:?}", e.namespace_selector);
+            let set = self.set_for(&selected, &key);
+            side.sets.push(set);
+        }
+        if let Some(s) = &e.not_selector {
+            let eps = self.selected(s, e.namespace_selector.as_deref(), scope);
+            let key = format!("not|{s}|{:?}|{scope:?}", e.namespace_selector);
+            let set = self.set_for(&eps, &key);
+            side.not_sets.push(set);
+        }
+        let mut resolve = |ports: &[Port], out: &mut Vec<(u16, u16)>| {
+            for p in ports {
+                match p {
+                    Port::Range { first, last } => out.push((*first, *last)),
+                    Port::Named(n) => {
+                        // Named ports resolve against the endpoints the rule selects (or, for
+                        // a destination without selector, every endpoint).
+                        let pool: Vec<&Endpoint> = if sel.is_some() {
+                            selected.clone()
+                        } else {
+                            self.inp.endpoints.iter().collect()
+                        };
+                        let found: BTreeSet<u16> = pool
+                            .iter()
+                            .filter_map(|e| e.ports.get(n))
+                            .filter(|(proto, _)| protocol.is_none_or(|p| p == *proto))
+                            .map(|(_, port)| *port)
+                            .collect();
+                        if found.is_empty() {
+                            self.notes
+                                .push(format!("{ctx}: named port {n:?} matches no endpoint"));
+                        }
+                        out.extend(found.into_iter().map(|p| (p, p)));
+                    }
+                }
+            }
+        };
+        resolve(&e.ports, &mut side.ports);
+        if !e.ports.is_empty() && side.ports.is_empty() {
+            never = true;
+        }
+        resolve(&e.not_ports, &mut side.not_ports);
+        if e.service_accounts.is_some() || e.services.is_some() {
+            self.notes.push(format!(
+                "{ctx}: serviceAccounts/services matches are not supported; the rule never matches"
+            ));
+            never = true;
+        }
+        (side, never)
+    }
+
+    fn rule(&mut self, r: &Rule, scope: Option<&str>, ctx: &str) -> CRule {
+        let protocol = r.protocol.as_ref().map(protocol_number);
+        let (src, n1) = self.side(&r.source, scope, protocol, ctx);
+        let (dst, n2) = self.side(&r.destination, scope, protocol, ctx);
+        let mut never = n1 || n2;
+        if r.http.is_some() {
+            self.notes.push(format!(
+                "{ctx}: http matches need an L7 proxy; the rule never matches"
+            ));
+            never = true;
+        }
+        if r.not_icmp.is_some() {
+            self.notes.push(format!(
+                "{ctx}: notICMP is not supported; the rule never matches"
+            ));
+            never = true;
+        }
+        CRule {
+            verdict: match r.action {
+                Action::Allow => Verdict::Allow,
+                Action::Deny => Verdict::Deny,
+                Action::Pass => Verdict::Pass,
+                Action::Log => Verdict::Log,
+            },
+            ip_version: r.ip_version,
+            protocol,
+            not_protocol: r.not_protocol.as_ref().map(protocol_number),
+            icmp: r.icmp.and_then(|i| i.icmp_type.map(|t| (t, i.code))),
+            src,
+            dst,
+            never,
+        }
+    }
+
+    fn compile(
+        &mut self,
+        id: &str,
+        ingress: &[Rule],
+        egress: &[Rule],
+        scope: Option<&str>,
+    ) -> CPolicy {
+        CPolicy {
+            ingress: ingress
+                .iter()
+                .enumerate()
+                .map(|(i, r)| self.rule(r, scope, &format!("{id} ingress[{i}]")))
+                .collect(),
+            egress: egress
+                .iter()
+                .enumerate()
+                .map(|(i, r)| self.rule(r, scope, &format!("{id} egress[{i}]")))
+                .collect(),
+        }
+    }
+}
+
+/// A stable 64-bit FNV-1a hash (names of sets and chains must not change between runs).
+pub fn stable_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The plan for the endpoints of `node`.
+pub fn calculate(inp: &Inputs, node: &str) -> Plan {
+    let mut c = Compiler {
+        inp,
+        sets: BTreeMap::new(),
+        notes: Vec::new(),
+    };
+    let mut policies: Vec<&Policy> = inp.policies.iter().collect();
+    policies.sort_by_key(|p| (tier_key(inp, &p.tier), order_key(p)));
+    let mut plan = Plan::default();
+    for e in inp.endpoints.iter().filter(|e| e.node == node) {
+        let mut ep = EndpointPlan {
+            profiles: e.profiles.clone(),
+            ..Default::default()
+        };
+        for (dir, out) in [
+            (PolicyType::Ingress, &mut ep.ingress),
+            (PolicyType::Egress, &mut ep.egress),
+        ] {
+            for p in policies.iter().filter(|p| {
+                p.types.contains(&dir)
+                    && p.namespace.as_deref().is_none_or(|ns| ns == e.namespace)
+                    && sel_matches(&p.selector, &e.labels)
+            }) {
+                match out.last_mut() {
+                    Some(t) if t.tier == p.tier => t.policies.push(p.id.clone()),
+                    _ => out.push(TierPlan {
+                        tier: p.tier.clone(),
+                        policies: vec![p.id.clone()],
+                        pass_at_end: inp.tiers.get(&p.tier).is_some_and(|t| t.1),
+                    }),
+                }
+                if !plan.policies.contains_key(&p.id) {
+                    let cp = c.compile(&p.id, &p.ingress, &p.egress, p.namespace.as_deref());
+                    plan.policies.insert(p.id.clone(), cp);
+                }
+            }
+        }
+        for pr in &e.profiles {
+            if plan.profiles.contains_key(pr) {
+                continue;
+            }
+            let cp = match inp.profiles.get(pr) {
+                Some((i, o)) => c.compile(&format!("profile/{pr}"), i, o, None),
+                None if pr.starts_with("kns.") => CPolicy {
+                    ingress: vec![allow_all()],
+                    egress: vec![allow_all()],
+                },
+                None => {
+                    c.notes.push(format!(
+                        "profile {pr} does not exist: its endpoints get no profile rules (drop)"
+                    ));
+                    CPolicy::default()
+                }
+            };
+            plan.profiles.insert(pr.clone(), cp);
+        }
+        plan.endpoints.insert(e.iface.clone(), ep);
+    }
+    plan.sets = c.sets;
+    plan.notes = c.notes;
+    plan
+}
+
+fn allow_all() -> CRule {
+    CRule {
+        verdict: Verdict::Allow,
+        ip_version: None,
+        protocol: None,
+        not_protocol: None,
+        icmp: None,
+        src: Side::default(),
+        dst: Side::default(),
+        never: false,
+    }
+}
