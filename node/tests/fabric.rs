@@ -82,6 +82,9 @@ impl Fabric {
                 self.lab.path(&format!("{node}.sock")).to_str().unwrap(),
                 "--status-interval-ms",
                 "200",
+                // The pods here are wired by hand, without WorkloadEndpoints.
+                "--policy",
+                "off",
             ],
             &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
         );

@@ -312,7 +312,8 @@ pub fn execute(args: &LabArgs, cmd: LabCommand, out: &mut dyn Write) -> anyhow::
         LabCommand::Policy {
             command: PolicyCommand::Demo,
         } => {
-            bail!("the policy demo needs the policy agent, which brindle-node does not run yet")
+            let st = args.load()?;
+            super::pods::policy_demo(args, &st, out)
         }
         LabCommand::Bench { pods } => bench(args, pods, out),
     }

@@ -19,6 +19,17 @@ use brindle_node::tunnels::{self, RoutePlan};
 
 /// How often tunnel routes are re-read and repaired without a change.
 const TUNNEL_RESYNC: Duration = Duration::from_secs(5);
+/// How often the policy table is compared with the kernel's.
+const POLICY_RESYNC: Duration = Duration::from_secs(5);
+/// The kinds the policy agent watches.
+const POLICY_KINDS: &[Kind] = &[
+    Kind::WorkloadEndpoint,
+    Kind::Profile,
+    Kind::Tier,
+    Kind::GlobalNetworkPolicy,
+    Kind::NetworkPolicy,
+];
+use brindle_crds::Kind;
 use brindle_node::autodetect::{self, Method};
 use brindle_node::cache::{self, NODE_KINDS};
 use brindle_node::desired::desired_bgp;
@@ -41,6 +52,12 @@ struct Args {
     datastore: String,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -81,6 +98,9 @@ enum Command {
         /// Do not program kernel routes (BGP only).
         #[arg(long)]
         no_kernel_routes: bool,
+        /// Enforce network policy with nftables (Brindle's own table).
+        #[arg(long, value_enum, default_value_t = OnOff::On, env = "BRINDLE_POLICY")]
+        policy: OnOff,
     },
     /// Print the derived configuration of a node without touching anything.
     Plan {
@@ -138,6 +158,7 @@ async fn run(
     status_socket: Option<PathBuf>,
     interval: Duration,
     no_kernel_routes: bool,
+    policy: bool,
 ) -> anyhow::Result<()> {
     let name = node_name.unwrap_or_else(hostname);
     let ifs = autodetect::local_interfaces()?;
@@ -151,7 +172,18 @@ async fn run(
         as_number,
     };
     register(&ds, &reg).await.context("registering the node")?;
-    let mut rx = cache::spawn(&ds, NODE_KINDS);
+    let kinds: Vec<Kind> = NODE_KINDS
+        .iter()
+        .chain(if policy { POLICY_KINDS } else { &[] })
+        .copied()
+        .collect();
+    let mut rx = cache::spawn(&ds, &kinds);
+    let mut nft = brindle_felix::driver::Driver::new();
+    let mut policy_applied: Option<(String, std::time::Instant)> = None;
+    let mut policy_snap: Option<Arc<cache::Snapshot>> = None;
+    if !policy {
+        brindle_felix::driver::Driver::remove().await?;
+    }
     let kernel = KernelConfig {
         enabled: !no_kernel_routes,
         ..KernelConfig::default()
@@ -242,6 +274,45 @@ async fn run(
                 }
             }
         }
+        // Policy: calculated from the snapshot, rendered, applied when it changed, and checked
+        // against the kernel every few seconds (a deleted or altered table is re-applied).
+        let resync = policy_applied
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() > POLICY_RESYNC);
+        let changed = policy_snap.as_ref().is_none_or(|p| !Arc::ptr_eq(p, &snap));
+        if policy && (changed || resync) {
+            policy_snap = Some(snap.clone());
+            let objs = POLICY_KINDS
+                .iter()
+                .filter_map(|k| snap.objects.get(k))
+                .flat_map(|m| m.values());
+            let plan =
+                brindle_felix::calc::calculate(&brindle_felix::calc::inputs_from(objs), &name);
+            let text = brindle_felix::nft::render(&plan);
+            let due = policy_applied
+                .as_ref()
+                .is_none_or(|(t, at)| *t != text || at.elapsed() > POLICY_RESYNC);
+            if due {
+                match nft.apply(&text).await {
+                    Ok(wrote) => {
+                        if wrote {
+                            tracing::info!(target: "node.policy", event = "applied", endpoints = plan.endpoints.len(), policies = plan.policies.len());
+                        }
+                        for n in &plan.notes {
+                            if reported.insert(n.clone()) {
+                                tracing::warn!(target: "node.policy", event = "note", "{n}");
+                            }
+                        }
+                        policy_applied = Some((text, std::time::Instant::now()));
+                    }
+                    Err(e) => {
+                        if reported.insert(e.to_string()) {
+                            tracing::error!(target: "node.policy", event = "apply_failed", error = %e);
+                        }
+                    }
+                }
+            }
+        }
         // Tunnels and tunnel routes: on change, and every few seconds to repair what others
         // deleted.
         if let Err(e) = tunnel_addr::reconcile(&ds, &snap, &name).await
@@ -313,6 +384,7 @@ fn main() -> anyhow::Result<()> {
                 status_socket,
                 status_interval_ms,
                 no_kernel_routes,
+                policy,
             } => {
                 run(
                     ds,
@@ -325,6 +397,7 @@ fn main() -> anyhow::Result<()> {
                     status_socket,
                     Duration::from_millis(status_interval_ms.max(100)),
                     no_kernel_routes,
+                    policy == OnOff::On,
                 )
                 .await
             }
