@@ -1,7 +1,9 @@
 //! Kernel routes through rtnetlink. One task owns the netlink socket; the instance task sends
 //! it [`KernelCmd`]s over a channel.
 //!
-//! Ownership: every route we create carries our route protocol number (80 unless configured)
+//! Ownership: a route of another protocol at our table and metric is never replaced: our write
+//! creates (without replace) unless the prefix's route is known to be ours, and a conflict is
+//! reported and retried on the next change. Every route we create carries our route protocol number (80 unless configured)
 //! and our metric in our table; a route is ours only when all three match (other Brindle
 //! writers use the same protocol with their own metrics). Replacing only matches a route with the same prefix, table and
 //! metric; deleting always names our protocol, so the kernel refuses to delete anything else.
@@ -66,6 +68,11 @@ pub struct Kernel {
     installed: BTreeSet<Prefix>,
     /// Blackholes wanted.
     blackholes: BTreeSet<Prefix>,
+    /// Prefixes whose kernel route at our table and metric is ours (created by us, or ours
+    /// found at startup): only these are ever replaced.
+    owned: BTreeSet<Prefix>,
+    /// Prefixes held at our metric by a route of another protocol: left alone, reported.
+    conflicts: BTreeSet<Prefix>,
 }
 
 impl Kernel {
@@ -83,8 +90,12 @@ impl Kernel {
             leftover: None,
             installed: BTreeSet::new(),
             blackholes: BTreeSet::new(),
+            owned: BTreeSet::new(),
+            conflicts: BTreeSet::new(),
         };
-        k.leftover = Some(k.ours().await?);
+        let ours = k.ours().await?;
+        k.owned = ours.clone();
+        k.leftover = Some(ours);
         Ok(k)
     }
 
@@ -197,31 +208,64 @@ impl Kernel {
                 b = b.multipath(hops);
             }
         }
-        self.handle
-            .route()
-            .add(b.build())
-            .replace()
-            .execute()
-            .await
-            .map_err(nl_err("replace route"))?;
-        self.installed.insert(prefix);
+        if self.write(prefix, b.build()).await? {
+            self.installed.insert(prefix);
+        }
         Ok(())
+    }
+
+    /// Writes a route of ours: replaces our own, creates where there is none, and leaves a
+    /// route of another protocol at the same table and metric alone (a conflict, reported).
+    /// Returns whether the kernel now holds ours.
+    async fn write(&mut self, prefix: Prefix, m: RouteMessage) -> Result<bool, Error> {
+        let req = self.handle.route().add(m);
+        let res = if self.owned.contains(&prefix) {
+            req.replace().execute().await
+        } else {
+            req.execute().await
+        };
+        match res {
+            Ok(()) => {
+                self.owned.insert(prefix);
+                if self.conflicts.remove(&prefix) {
+                    tracing::info!(target: "bgp.kernel", event = "route_conflict_resolved", prefix = %prefix);
+                }
+                Ok(true)
+            }
+            Err(e) if errno(&e) == Some(libc::EEXIST) => {
+                if self.conflicts.insert(prefix) {
+                    tracing::warn!(
+                        target: "bgp.kernel",
+                        event = "route_conflict",
+                        prefix = %prefix,
+                        metric = self.cfg.metric,
+                        "a route of another protocol holds this prefix at our table and metric; left alone"
+                    );
+                }
+                Ok(false)
+            }
+            Err(e) => Err(nl_err("write route")(e)),
+        }
+    }
+
+    /// Prefixes whose route another protocol holds at our table and metric.
+    pub fn conflicts(&self) -> &BTreeSet<Prefix> {
+        &self.conflicts
     }
 
     async fn blackhole(&mut self, prefix: Prefix) -> Result<(), Error> {
         let b = self.base(&prefix).kind(RouteType::BlackHole);
-        self.handle
-            .route()
-            .add(b.build())
-            .replace()
-            .execute()
-            .await
-            .map_err(nl_err("replace blackhole route"))
+        self.write(prefix, b.build()).await.map(|_| ())
     }
 
     /// Delete our route for `prefix`; gone already is success. IPv6 multipath routes may be
     /// stored as siblings, so repeat (bounded) until the kernel says there is none.
-    async fn delete(&self, prefix: Prefix) -> Result<(), Error> {
+    async fn delete(&mut self, prefix: Prefix) -> Result<(), Error> {
+        self.conflicts.remove(&prefix);
+        if !self.owned.remove(&prefix) {
+            // Not ours: nothing to delete (and never someone else's route).
+            return Ok(());
+        }
         for _ in 0..32 {
             let mut m = self.base(&prefix).scope(RouteScope::NoWhere).build();
             m.header.kind = RouteType::Unspec;
@@ -291,9 +335,12 @@ impl Kernel {
 
     async fn flush(&mut self) -> Result<(), Error> {
         for p in self.ours().await? {
+            // Found with our protocol, table and metric: ours.
+            self.owned.insert(p);
             self.delete(p).await?;
         }
         self.installed.clear();
+        self.owned.clear();
         Ok(())
     }
 

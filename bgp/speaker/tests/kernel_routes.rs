@@ -204,3 +204,88 @@ fn ecmp_blackholes_ownership_and_exit() {
         "{statics}"
     );
 }
+
+/// An operator's static route at the speaker's own metric (32) for a prefix the speaker then
+/// learns: the static route is neither replaced nor, after the withdrawal, deleted; the conflict
+/// is logged. Once the operator removes it, the learned route goes in.
+#[test]
+fn a_foreign_route_at_our_metric_is_left_alone() {
+    require(&["ip", "bird", "birdc"]);
+    let mut lab = Lab::new();
+    let b = lab.ns("b");
+    let r1 = lab.ns("r1");
+    lab.link(
+        &b,
+        "v1",
+        &["198.18.4.1/24", "2001:db8:4::1/64"],
+        &r1,
+        "vr",
+        &["198.18.4.2/24", "2001:db8:4::2/64"],
+    );
+    sh(&[
+        "ip",
+        "-n",
+        &b,
+        "route",
+        "add",
+        "198.19.70.0/24",
+        "via",
+        "198.18.4.2",
+        "proto",
+        "static",
+        "metric",
+        "32",
+    ]);
+    lab.bird(
+        &r1,
+        "bird1",
+        &bird_conf(
+            "198.18.4.2",
+            "198.18.4.2",
+            "2001:db8:4::2",
+            "198.18.4.1",
+            "2001:db8:4::1",
+        ),
+    );
+    let conf = "
+local_as: 65001
+router_id: 198.18.4.1
+idle_hold_seconds: 1
+peers:
+  - { address: 198.18.4.2, remote_as: 65002, hold_time: 9, connect_retry: 2 }
+";
+    let p = lab.brindle(&b, "brindle", conf);
+    lab.wait_brindle_established("brindle", "198.18.4.2", 30);
+    lab.wait_brindle_route("brindle", "198.19.70.0/24", "198.18.4.2", 20);
+    wait_for("the conflict to be logged", 10, || {
+        lab.log(p).contains("route_conflict").then_some(())
+    });
+    let r = lab.routes(&b, false, "198.19.70.0/24");
+    assert!(r.contains("proto static") && !r.contains("proto 80"), "{r}");
+    // The peer withdraws: the static route stays.
+    lab.birdc("bird1", "disable s4");
+    wait_for("the withdrawal", 20, || {
+        let st = lab.status("brindle")?;
+        (!st.routes.iter().any(|r| r.prefix == "198.19.70.0/24")).then_some(())
+    });
+    let r = lab.routes(&b, false, "198.19.70.0/24");
+    assert!(
+        r.contains("proto static"),
+        "the operator's route was deleted: {r}"
+    );
+    // The operator removes it; the prefix comes back from BGP and goes in as ours.
+    sh(&[
+        "ip",
+        "-n",
+        &b,
+        "route",
+        "del",
+        "198.19.70.0/24",
+        "proto",
+        "static",
+        "metric",
+        "32",
+    ]);
+    lab.birdc("bird1", "enable s4");
+    lab.wait_route(&b, false, "198.19.70.0/24", "proto 80", 20);
+}
