@@ -6,7 +6,9 @@
 //! direction; its reported state is the most advanced connection's. When the neighbor's OPEN
 //! arrives on one connection while another exists, the collision is resolved at once: the
 //! connection opened by the speaker with the higher BGP identifier survives, the other gets
-//! Cease/7. An established session always wins against a new connection.
+//! Cease/7. An established session wins against a new connection, except when both negotiated
+//! graceful restart: then the neighbor restarted (RFC 4724 §4.2) and the old session is closed
+//! as a transport failure, its routes kept stale.
 //!
 //! ```text
 //!  Idle --start--> Connect --TCP up--> OpenSent --OPEN ok--> OpenConfirm --KEEPALIVE--> Established
@@ -201,10 +203,20 @@ impl Speaker {
             });
             return;
         };
-        let same_dir = n.conns.values().any(|c| c.dir == dir);
+        // With graceful restart negotiated, a connection while established may be the neighbor
+        // restarting (RFC 4724 §4.2): let its OPEN arrive; open_received decides.
+        let gr_session = n
+            .session
+            .and_then(|s| n.conns.get(&s))
+            .and_then(|c| c.negotiated.as_ref())
+            .is_some_and(|neg| neg.peer_gr.is_some());
+        let same_dir = n
+            .conns
+            .iter()
+            .any(|(id, c)| c.dir == dir && !(gr_session && Some(*id) == n.session));
         // IdleHold only delays our own attempts; the neighbor may still connect to us.
         let holding = idle_hold && dir == Direction::Active;
-        if !n.admin_up || holding || n.session.is_some() || same_dir {
+        if !n.admin_up || holding || (n.session.is_some() && !gr_session) || same_dir {
             tracing::debug!(target: "bgp.fsm", event = "connection_rejected", peer = %addr, conn = %conn_id);
             out.push(Output::Close {
                 peer: addr,
@@ -579,6 +591,41 @@ impl Speaker {
             .filter(|(id, _)| **id != c)
             .map(|(id, x)| (*id, x.dir, x.state))
             .collect();
+        // RFC 4724 §4.2: an OPEN from a neighbor whose established session negotiated graceful
+        // restart means the neighbor restarted (say, rebooted without closing): close the old
+        // session as a transport failure, keeping its routes stale, and continue with this one.
+        let old_gr = n
+            .conns
+            .values()
+            .filter(|x| x.state == ConnState::Established)
+            .any(|x| x.negotiated.as_ref().is_some_and(|o| o.peer_gr.is_some()));
+        if old_gr && neg.peer_gr.is_some() {
+            for (other, _, other_state) in others.iter().copied() {
+                if other_state == ConnState::Established {
+                    tracing::info!(target: "bgp.fsm", event = "peer_restarted", peer = %addr, old = %other, new = %c, "new OPEN while established with graceful restart: the neighbor restarted");
+                    self.record_error(
+                        addr,
+                        "the neighbor restarted (new OPEN while established, graceful restart)"
+                            .into(),
+                        None,
+                        false,
+                        now,
+                    );
+                    self.close_conn(addr, other, None, now, Teardown::Transport, out);
+                }
+            }
+        }
+        let others: Vec<(ConnId, Direction, ConnState)> = self
+            .neighbors
+            .get(&addr)
+            .map(|n| {
+                n.conns
+                    .iter()
+                    .filter(|(id, _)| **id != c)
+                    .map(|(id, x)| (*id, x.dir, x.state))
+                    .collect()
+            })
+            .unwrap_or_default();
         for (other, other_dir, other_state) in others {
             let keep_passive = u32::from(self.config.router_id) < u32::from(neg.remote_id);
             let this_loses = other_state == ConnState::Established

@@ -371,3 +371,77 @@ fn restarting_speaker_deferral_timer() {
             .any(|c| matches!(c, Capability::GracefulRestart(g) if !g.restart_state()))
     );
 }
+
+/// RFC 4724 §4.2: the neighbor rebooted without closing its session and connects again. Its
+/// OPEN arrives while the old session is still Established: the old one is closed as a
+/// transport failure (no NOTIFICATION, routes kept stale), and the new session comes up.
+#[test]
+fn a_new_open_while_established_is_a_restart() {
+    let mut s = helper();
+    let out = s.step(
+        connected(ip(E), 2, Direction::Passive, ip("10.0.0.1")),
+        t(30),
+    );
+    assert!(notification_codes(&out).is_empty());
+    let out = s.step(msg(ip(E), 2, Message::Open(gr_open(true, true))), t(30));
+    assert!(
+        notification_codes(&out).is_empty(),
+        "neither the old nor the new connection gets a NOTIFICATION: {out:?}"
+    );
+    assert!(removes(&out).is_empty(), "the routes stay: {out:?}");
+    assert_eq!(stale(&s, "10.1.0.0/16"), Some(true));
+    let out = s.step(msg(ip(E), 2, Message::Keepalive), t(30));
+    assert_eq!(
+        s.peer_status(ip(E)).map(|p| p.state),
+        Some(State::Established),
+        "{out:?}"
+    );
+    // It re-sends its routes and End-of-RIB: nothing was lost.
+    s.step(
+        msg(
+            ip(E),
+            2,
+            announce_v4(&[65001], E, &["10.1.0.0/16", "10.2.0.0/16"], vec![]),
+        ),
+        t(31),
+    );
+    let out = s.step(
+        msg(
+            ip(E),
+            2,
+            Message::Update(UpdateMsg::end_of_rib_marker(Family::IPV4_UNICAST)),
+        ),
+        t(32),
+    );
+    assert!(removes(&out).is_empty(), "{out:?}");
+    assert_eq!(stale(&s, "10.2.0.0/16"), Some(false));
+}
+
+/// Without graceful restart, an established session still wins against a new connection.
+#[test]
+fn without_graceful_restart_the_established_session_wins() {
+    let mut s = Speaker::new(SpeakerConfig::new(65000, v4("10.0.0.1")));
+    s.step(Input::AddPeer(PeerConfig::new(ip(E), 65001)), t(0));
+    establish(
+        &mut s,
+        ip(E),
+        1,
+        open_from(65001, E, 90, &[Family::IPV4_UNICAST]),
+        t(0),
+    );
+    let out = s.step(
+        connected(ip(E), 2, Direction::Passive, ip("10.0.0.1")),
+        t(5),
+    );
+    assert!(
+        out.contains(&Output::Close {
+            peer: ip(E),
+            conn_id: ConnId(2)
+        }),
+        "the new connection is refused: {out:?}"
+    );
+    assert_eq!(
+        s.peer_status(ip(E)).map(|p| p.state),
+        Some(State::Established)
+    );
+}
