@@ -54,9 +54,25 @@ fn unavailable(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// How SQLite syncs commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: a committed write survives a power cut (the default: IPAM's
+    /// allocations must never be lost once handed out).
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: in WAL mode a power cut may lose the last commits (never corrupts).
+    Normal,
+}
+
 impl SqliteBackend {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, with `synchronous=FULL`.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteBackend> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens with a chosen durability (`sqlite:PATH?synchronous=normal`).
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<SqliteBackend> {
         let path = path.as_ref().to_path_buf();
         let mut conn = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
         // SQLite's default busy handler sleeps in steps of up to 100 ms, which wastes most of
@@ -71,9 +87,14 @@ impl SqliteBackend {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(target: "datastore.sqlite", path = %path.display(), mode, "WAL not available");
         }
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
+            .map_err(|e| unavailable(&path, e))?;
         conn.execute_batch(
-            "PRAGMA synchronous=NORMAL;
-             BEGIN IMMEDIATE;
+            "BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
              INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
              CREATE TABLE IF NOT EXISTS objects (

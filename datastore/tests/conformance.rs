@@ -380,6 +380,37 @@ async fn concurrent_cas_loses_nothing(h: Harness) {
     assert_eq!(hd.spec.block["198.18.0.0/26"], 200);
 }
 
+/// An object that does not decode (say, written by a newer version) is skipped by list and
+/// watch, and reported; every other object of its kind is still there.
+async fn undecodable_objects_are_skipped(h: Harness) {
+    let ds = &h.ds;
+    ds.create(&pool("good", "198.18.0.0/24")).await.unwrap();
+    let bad = Key::new(Kind::IPPool, "from-the-future");
+    ds.backend()
+        .create(
+            &bad,
+            &serde_json::json!({"apiVersion": "brindle.dev/v1", "kind": "IPPool",
+                "metadata": {"name": "from-the-future"},
+                "spec": {"cidr": "198.18.1.0/24", "aFieldFromTheFuture": true}}),
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = ds
+        .list(Kind::IPPool, None, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect();
+    assert_eq!(names, ["good"]);
+    let mut w = ds.watch(Kind::IPPool, None);
+    assert!(matches!(next(&mut w).await, WatchEvent::Added(r) if r.name() == "good"));
+    assert!(matches!(next(&mut w).await, WatchEvent::InSync(_)));
+    // The watch moves on past it: a later change still arrives.
+    ds.create(&pool("later", "198.18.2.0/24")).await.unwrap();
+    assert!(matches!(next(&mut w).await, WatchEvent::Added(r) if r.name() == "later"));
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod memory_backend {
@@ -404,6 +435,7 @@ conformance!(
     watch_relists_after_compaction,
     watch_survives_disconnects,
     concurrent_cas_loses_nothing,
+    undecodable_objects_are_skipped,
 );
 
 #[tokio::test]

@@ -63,7 +63,7 @@ async fn report(name: &str, spec: &str) {
     for (round, n) in [1usize, 8, 32].into_iter().enumerate() {
         let (rate, p50, p99) = measure(&ipam, n, round).await;
         println!(
-            "{name:<6} {n:>2} allocators: {rate:>7.0} allocations/s  p50 {p50:>9.2?}  p99 {p99:>9.2?}"
+            "{name:<13} {n:>2} allocators: {rate:>7.0} allocations/s  p50 {p50:>9.2?}  p99 {p99:>9.2?}"
         );
     }
 }
@@ -75,13 +75,24 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        report("memory", "memory").await;
-        report(
-            "sqlite",
-            &format!("sqlite:{}", dir.path().join("b.db").display()),
-        )
-        .await;
-        let server = brindle_tests::etcd::EtcdServer::start();
-        report("etcd", &format!("etcd:{}", server.url())).await;
+        // BENCH_BACKENDS=sqlite,etcd picks backends (default: all).
+        let only = std::env::var("BENCH_BACKENDS").unwrap_or_default();
+        let want = |b: &str| only.is_empty() || only.split(',').any(|o| b.starts_with(o));
+        if want("memory") {
+            report("memory", "memory").await;
+        }
+        for (name, q) in [
+            ("sqlite-full", ""),
+            ("sqlite-normal", "?synchronous=normal"),
+        ] {
+            if want(name) {
+                let db = dir.path().join(format!("{name}.db"));
+                report(name, &format!("sqlite:{}{q}", db.display())).await;
+            }
+        }
+        if want("etcd") {
+            let server = brindle_tests::etcd::EtcdServer::start();
+            report("etcd", &format!("etcd:{}", server.url())).await;
+        }
     });
 }
