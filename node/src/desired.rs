@@ -127,6 +127,40 @@ pub struct DesiredPeer {
     pub export: Vec<FilterRule>,
 }
 
+impl DesiredPeer {
+    /// A session with the defaults: active, not a reflector client, no password, GTSM, filters
+    /// or limits, next hop by the usual rule.
+    pub fn new(
+        address: IpAddr,
+        remote_as: u32,
+        peer_type: PeerType,
+        source: String,
+        source_address: Option<IpAddr>,
+    ) -> DesiredPeer {
+        DesiredPeer {
+            address,
+            port: BGP_PORT,
+            remote_as,
+            peer_type,
+            source,
+            peer_node: None,
+            passive: false,
+            route_reflector_client: false,
+            cluster_id: None,
+            password: None,
+            ttl_security: None,
+            next_hop: NextHop::Auto,
+            max_restart_time: None,
+            filters: Vec::new(),
+            source_address,
+            allow_as_in: 0,
+            max_prefixes: None,
+            import: Vec::new(),
+            export: Vec::new(),
+        }
+    }
+}
+
 /// One prefix this node originates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -386,28 +420,19 @@ fn node_peer(
         let (Some(mine), Some(theirs)) = (mine, theirs) else {
             continue;
         };
-        out.push(DesiredPeer {
-            address: theirs.ip(),
-            port: BGP_PORT,
-            remote_as: as_of(other, default_as),
+        let mut d = DesiredPeer::new(
+            theirs.ip(),
+            as_of(other, default_as),
             peer_type,
-            source: source.clone(),
-            peer_node: Some(node_name(other).to_string()),
-            // One side of a node pair connects: the lower address.
-            passive: mine.ip() > theirs.ip(),
-            route_reflector_client: rr_client,
-            cluster_id: if rr_client { local.cluster_id } else { None },
-            password: None,
-            ttl_security: None,
-            next_hop: NextHop::Auto,
-            max_restart_time: None,
-            filters: Vec::new(),
-            source_address: Some(mine.ip()),
-            allow_as_in: 0,
-            max_prefixes: None,
-            import: Vec::new(),
-            export: Vec::new(),
-        });
+            source.clone(),
+            Some(mine.ip()),
+        );
+        d.peer_node = Some(node_name(other).to_string());
+        // One side of a node pair connects: the lower address.
+        d.passive = mine.ip() > theirs.ip();
+        d.route_reflector_client = rr_client;
+        d.cluster_id = if rr_client { local.cluster_id } else { None };
+        out.push(d);
     }
     out
 }
@@ -507,27 +532,14 @@ pub fn desired_bgp(snap: &Snapshot, name: &str) -> Result<DesiredBgp, Error> {
                     ));
                     continue;
                 };
-                let d = DesiredPeer {
-                    address: addr,
-                    port: port.unwrap_or(BGP_PORT),
-                    remote_as: p.spec.as_number.map(|a| a.0).unwrap_or(local.local_as),
-                    peer_type: peer_type(p),
-                    source: source.clone(),
-                    peer_node: None,
-                    passive: false,
-                    route_reflector_client: false,
-                    cluster_id: None,
-                    password: None,
-                    ttl_security: None,
-                    next_hop: NextHop::Auto,
-                    max_restart_time: None,
-                    filters: Vec::new(),
-                    source_address: Some(mine.ip()),
-                    allow_as_in: 0,
-                    max_prefixes: None,
-                    import: Vec::new(),
-                    export: Vec::new(),
-                };
+                let mut d = DesiredPeer::new(
+                    addr,
+                    p.spec.as_number.map(|a| a.0).unwrap_or(local.local_as),
+                    peer_type(p),
+                    source.clone(),
+                    Some(mine.ip()),
+                );
+                d.port = port.unwrap_or(BGP_PORT);
                 let d = with_peer_settings(snap, d, p, &mut notes);
                 insert(&mut peers, d, &mut notes);
             }

@@ -160,70 +160,7 @@ impl Fabric {
     /// plugin wires pods (link-local gateway, host /32 route, proxy ARP).
     fn pod(&mut self, node: &str, name: &str, ip: &str) -> String {
         let host = self.ns(node);
-        let pod = self.lab.ns(name);
-        let hif = format!("cali{name}");
-        self.lab
-            .link(&host, &hif, &[], &pod, "eth0", &[&format!("{ip}/32")]);
-        sh(&[
-            "ip",
-            "-n",
-            &host,
-            "link",
-            "set",
-            &hif,
-            "address",
-            "ee:ee:ee:ee:ee:ee",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &pod,
-            "route",
-            "add",
-            "169.254.1.1",
-            "dev",
-            "eth0",
-            "scope",
-            "link",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &pod,
-            "neigh",
-            "add",
-            "169.254.1.1",
-            "lladdr",
-            "ee:ee:ee:ee:ee:ee",
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &pod,
-            "route",
-            "add",
-            "default",
-            "via",
-            "169.254.1.1",
-            "dev",
-            "eth0",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &host,
-            "route",
-            "add",
-            &format!("{ip}/32"),
-            "dev",
-            &hif,
-            "scope",
-            "link",
-        ]);
+        let pod = self.lab.wired_pod(&host, name, &format!("cali{name}"), ip);
         sh(&[
             "ip",
             "netns",
@@ -231,31 +168,14 @@ impl Fabric {
             &host,
             "sysctl",
             "-qw",
-            &format!("net.ipv4.conf.{hif}.proxy_arp=1"),
+            &format!("net.ipv4.conf.cali{name}.proxy_arp=1"),
         ]);
         pod
     }
 }
 
 fn allocate(db: &str, node: &str, handle: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let ds = brindle_datastore::open(db).await.unwrap();
-        let got = Ipam::new(ds)
-            .auto_assign(&AssignArgs {
-                handle: handle.into(),
-                node: node.into(),
-                num_v4: 1,
-                timestamp: 1,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        got.v4[0].to_string()
-    })
+    allocate_from(db, node, handle, &[])
 }
 
 fn ping(from: &str, to: &str) -> bool {
@@ -592,7 +512,7 @@ metadata: {name: ipip-pods}
 spec: {cidr: 198.18.128.0/20, blockSize: 26, ipipMode: Always}
 ",
     );
-    let _ = allocate_from(&f.db, "node-3", "net.ipip", "198.18.128.0/20");
+    let _ = allocate_from(&f.db, "node-3", "net.ipip", &["198.18.128.0/20"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, out) = f.ctl("node-1", &["node", "summary", "-o", "json"]);
@@ -609,7 +529,7 @@ spec: {cidr: 198.18.128.0/20, blockSize: 26, ipipMode: Always}
     );
 }
 
-fn allocate_from(db: &str, node: &str, handle: &str, pool: &str) -> String {
+fn allocate_from(db: &str, node: &str, handle: &str, pools: &[&str]) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -621,7 +541,7 @@ fn allocate_from(db: &str, node: &str, handle: &str, pool: &str) -> String {
                 handle: handle.into(),
                 node: node.into(),
                 num_v4: 1,
-                v4_pools: vec![pool.into()],
+                v4_pools: pools.iter().map(|p| p.to_string()).collect(),
                 timestamp: 1,
                 ..Default::default()
             })

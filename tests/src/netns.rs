@@ -195,6 +195,69 @@ impl Lab {
         sh(&["ip", "-n", ns, "link", "set", port, "master", br]);
     }
 
+    /// A pod wired by hand into node namespace `node` the way the CNI plugin wires one (for
+    /// tests that need pods without the plugin): a new namespace `<short>` with `ip/32` on
+    /// `eth0`, the link-local gateway with a permanent neighbour entry, a default route; on the
+    /// node a veth `host_if` with the gateway MAC and a `/32` route. Returns the pod namespace.
+    pub fn wired_pod(&mut self, node: &str, short: &str, host_if: &str, ip: &str) -> String {
+        let pod = self.ns(short);
+        self.link(node, host_if, &[], &pod, "eth0", &[&format!("{ip}/32")]);
+        let mac = "ee:ee:ee:ee:ee:ee";
+        sh(&["ip", "-n", node, "link", "set", host_if, "address", mac]);
+        sh(&[
+            "ip",
+            "-n",
+            &pod,
+            "route",
+            "add",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+            "scope",
+            "link",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &pod,
+            "neigh",
+            "add",
+            "169.254.1.1",
+            "lladdr",
+            mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &pod,
+            "route",
+            "add",
+            "default",
+            "via",
+            "169.254.1.1",
+            "dev",
+            "eth0",
+        ]);
+        let host_route = format!("{ip}/32");
+        sh(&[
+            "ip",
+            "-n",
+            node,
+            "route",
+            "add",
+            &host_route,
+            "dev",
+            host_if,
+            "scope",
+            "link",
+        ]);
+        pod
+    }
+
     /// Enable forwarding in a namespace (its own sysctls only).
     pub fn forwarding(&self, ns: &str) {
         sh(&[

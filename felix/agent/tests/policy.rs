@@ -88,70 +88,7 @@ fn the_kernel_enforces_the_rendered_table() {
         ("db", "198.19.0.2"),
         ("other", "198.19.0.3"),
     ] {
-        let pod = lab.ns(name);
-        let hif = format!("cali{name}");
-        lab.link(&node, &hif, &[], &pod, "eth0", &[&format!("{ip}/32")]);
-        sh(&[
-            "ip",
-            "-n",
-            &node,
-            "link",
-            "set",
-            &hif,
-            "address",
-            "ee:ee:ee:ee:ee:ee",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &pod,
-            "route",
-            "add",
-            "169.254.1.1",
-            "dev",
-            "eth0",
-            "scope",
-            "link",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &pod,
-            "neigh",
-            "add",
-            "169.254.1.1",
-            "lladdr",
-            "ee:ee:ee:ee:ee:ee",
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &pod,
-            "route",
-            "add",
-            "default",
-            "via",
-            "169.254.1.1",
-            "dev",
-            "eth0",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &node,
-            "route",
-            "add",
-            &format!("{ip}/32"),
-            "dev",
-            &hif,
-            "scope",
-            "link",
-        ]);
-        pods.push(pod);
+        pods.push(lab.wired_pod(&node, name, &format!("cali{name}"), ip));
     }
     let (web, db, other) = (&pods[0], &pods[1], &pods[2]);
     let ping = |from: &str, to: &str| {
