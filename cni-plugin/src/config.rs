@@ -67,6 +67,8 @@ pub struct NetConf {
     pub prev_result: Option<Value>,
     /// GC: `(containerID, ifname)` of attachments still valid.
     pub valid_attachments: Vec<(String, String)>,
+    /// GC leaves handles younger than this alone (their ADD may still run); default 60 s.
+    pub gc_grace_seconds: u64,
 }
 
 /// One invocation.
@@ -224,20 +226,40 @@ pub fn parse_conf(stdin: &[u8]) -> Result<NetConf, CniError> {
                 .map_err(|_| cfg_err("args.cni.ips", format!("{s:?} is not an address")))
         })
         .collect::<Result<_, _>>()?;
-    let valid_attachments = v
-        .get("cni.dev/valid-attachments")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| {
-                    Some((
-                        x.get("containerID")?.as_str()?.to_string(),
-                        x.get("ifname")?.as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // GC's list (libcni 1.2.0-1.2.2 sends the older key `cni.dev/attachments`); no list means an
+    // empty list, but a malformed one is an error: it must never read as "nothing is valid".
+    let attachments_key = ["cni.dev/valid-attachments", "cni.dev/attachments"]
+        .into_iter()
+        .find(|k| v.get(*k).is_some());
+    let valid_attachments = match attachments_key {
+        None => Vec::new(),
+        Some(k) => {
+            let arr = v[k]
+                .as_array()
+                .ok_or_else(|| cfg_err(k, "must be a list of {containerID, ifname}"))?;
+            let mut out = Vec::new();
+            for (i, x) in arr.iter().enumerate() {
+                let c = x.get("containerID").and_then(Value::as_str);
+                let f = x.get("ifname").and_then(Value::as_str);
+                match (c, f) {
+                    (Some(c), Some(f)) => out.push((c.to_string(), f.to_string())),
+                    _ => {
+                        return Err(cfg_err(
+                            &format!("{k}[{i}]"),
+                            "needs containerID and ifname",
+                        ));
+                    }
+                }
+            }
+            out
+        }
+    };
+    if !ipam.assign_ipv4 && !ipam.assign_ipv6 {
+        return Err(cfg_err(
+            "ipam.assign_ipv4",
+            "assign_ipv4 and assign_ipv6 are both false: the pod would get no address",
+        ));
+    }
     Ok(NetConf {
         cni_version,
         name,
@@ -251,6 +273,15 @@ pub fn parse_conf(stdin: &[u8]) -> Result<NetConf, CniError> {
         ips,
         prev_result: v.get("prevResult").cloned(),
         valid_attachments,
+        gc_grace_seconds: match v.get("gc_grace_seconds") {
+            None | Some(Value::Null) => crate::plugin::GC_GRACE_SECS,
+            Some(g) => g.as_u64().ok_or_else(|| {
+                cfg_err(
+                    "gc_grace_seconds",
+                    format!("{g} is not a number of seconds"),
+                )
+            })?,
+        },
     })
 }
 

@@ -143,6 +143,10 @@ pub struct Wiring {
 pub fn wire(w: &Wiring) -> Result<String, NlError> {
     let tmp = format!("tmp{}", &w.host_if[w.host_if.len().saturating_sub(8)..]);
     let w2 = w.clone();
+    // Only what this call created is undone: an existing interface of that name (another
+    // attachment's) is never deleted.
+    let created = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let created2 = created.clone();
     let res = (|| {
         let netns_file = std::fs::File::open(&w.netns)
             .map_err(|e| err(format!("open netns {}", w.netns.display()), e))?;
@@ -154,6 +158,7 @@ pub fn wire(w: &Wiring) -> Result<String, NlError> {
                 .execute()
                 .await
                 .map_err(nl(format!("create veth {host_if}")))?;
+            created2.store(true, std::sync::atomic::Ordering::SeqCst);
             let peer = link_index(&h, &tmp2)
                 .await?
                 .ok_or_else(|| err("veth peer", "vanished"))?;
@@ -173,18 +178,9 @@ pub fn wire(w: &Wiring) -> Result<String, NlError> {
         run_in(None, move |h| async move { wire_host(&h, &w4).await })?;
         Ok(mac)
     })();
-    if res.is_err() {
+    // Deleting the host end removes the pair, wherever the other end is and whatever its name.
+    if res.is_err() && created.load(std::sync::atomic::Ordering::SeqCst) {
         let _ = unwire(&w.host_if);
-        // A peer still in the pod (host side gone) goes with the pod's namespace; remove it now.
-        let (tmp4, pod_if) = (tmp, w.pod_if.clone());
-        let _ = run_in(Some(&w.netns), move |h| async move {
-            for n in [tmp4, pod_if] {
-                if let Some(i) = link_index(&h, &n).await? {
-                    let _ = h.link().del(i).execute().await;
-                }
-            }
-            Ok(())
-        });
     }
     res
 }

@@ -45,6 +45,22 @@ pub fn host_if_name(seed: &str) -> String {
     format!("cali{}", &hex[..11])
 }
 
+/// Calico's seed for the host interface name, with the pod's interface name appended when it is
+/// not `eth0` (a second network's attachment gets its own host interface).
+fn if_seed(base: &str, ifname: &str) -> String {
+    if ifname == "eth0" {
+        base.to_string()
+    } else {
+        format!("{base}.{ifname}")
+    }
+}
+
+/// The label naming the network that wrote an endpoint.
+pub const NETWORK_LABEL: &str = "brindle.dev/network";
+
+/// By default a handle younger than this is never garbage collected (its ADD may still run).
+pub const GC_GRACE_SECS: u64 = 60;
+
 /// The pod's identity from the request (pure).
 pub fn identity(req: &Request, node: &str) -> Identity {
     let handle = format!("{}.{}", req.conf.name, req.container_id);
@@ -56,7 +72,7 @@ pub fn identity(req: &Request, node: &str) -> Identity {
             orchestrator: "k8s".into(),
             namespace: ns.clone(),
             workload: pod.clone(),
-            host_if: host_if_name(&format!("{ns}.{pod}")),
+            host_if: host_if_name(&if_seed(&format!("{ns}.{pod}"), &req.ifname)),
             endpoint: endpoint_name(node, "k8s", pod, &req.ifname),
             handle,
         },
@@ -64,7 +80,7 @@ pub fn identity(req: &Request, node: &str) -> Identity {
             orchestrator: "cni".into(),
             namespace: "default".into(),
             workload: req.container_id.clone(),
-            host_if: host_if_name(&req.container_id),
+            host_if: host_if_name(&if_seed(&req.container_id, &req.ifname)),
             endpoint: endpoint_name(node, "cni", &req.container_id, &req.ifname),
             handle,
         },
@@ -91,6 +107,11 @@ fn ds_err(e: DsError) -> CniError {
 
 fn ipam_err(e: brindle_ipam::Error) -> CniError {
     match e {
+        brindle_ipam::Error::Address { .. } => CniError::new(
+            code::INVALID_CONFIG,
+            "invalid network configuration: args.cni.ips",
+            e.to_string(),
+        ),
         brindle_ipam::Error::Datastore(d) => ds_err(d),
         other => CniError::new(
             code::IPAM_FAILED,
@@ -155,6 +176,7 @@ fn endpoint_resource(
         "projectcalico.org/orchestrator".into(),
         id.orchestrator.clone(),
     );
+    labels.insert(NETWORK_LABEL.into(), req.conf.name.clone());
     let profiles = if id.orchestrator == "k8s" {
         vec![format!("kns.{}", id.namespace)]
     } else {
@@ -223,6 +245,8 @@ pub async fn add(req: &Request, ds: &Datastore) -> Result<AddResult, CniError> {
         let mac = if pod.exists && held.iter().all(|ip| pod.addrs.contains(ip)) {
             pod.mac.unwrap_or_default()
         } else {
+            // Damaged: start the wiring over with the same addresses.
+            netlink::unwire(&id.host_if).map_err(wire_err)?;
             wire(req, &id, &held, &netns)?
         };
         return finish(req, ds, &id, &node, &mac, held, &netns, false).await;
@@ -340,20 +364,29 @@ async fn allocate(
 pub async fn del(req: &Request, ds: &Datastore) -> Result<(), CniError> {
     let node = node_name(req)?;
     let id = identity(req, &node);
-    netlink::unwire(&id.host_if).map_err(wire_err)?;
-    match ds
-        .delete(
-            &Key::namespaced(
-                Kind::WorkloadEndpoint,
-                id.namespace.clone(),
-                id.endpoint.clone(),
-            ),
-            None,
-        )
-        .await
-    {
-        Ok(()) | Err(DsError::NotFound { .. }) => {}
+    let key = Key::namespaced(
+        Kind::WorkloadEndpoint,
+        id.namespace.clone(),
+        id.endpoint.clone(),
+    );
+    // The endpoint and host interface are named after the pod, not the sandbox: a late DEL
+    // of an old sandbox must not tear down the pod's new one. Only its own addresses go.
+    let current = match ds.get(&key).await {
+        Ok(Resource::WorkloadEndpoint(w)) => Some(w),
+        Ok(_) | Err(DsError::NotFound { .. }) => None,
         Err(e) => return Err(ds_err(e)),
+    };
+    let superseded = current.as_ref().is_some_and(|w| {
+        !w.spec.container_id.is_empty() && w.spec.container_id != req.container_id
+    });
+    if superseded {
+        tracing::info!(target: "cni.del", container = %req.container_id, "a newer sandbox owns the interface and endpoint; releasing only this sandbox's addresses");
+    } else {
+        netlink::unwire(&id.host_if).map_err(wire_err)?;
+        match ds.delete(&key, None).await {
+            Ok(()) | Err(DsError::NotFound { .. }) => {}
+            Err(e) => return Err(ds_err(e)),
+        }
     }
     let freed = Ipam::new(ds.clone())
         .release_by_handle(&id.handle)
@@ -518,13 +551,15 @@ pub async fn gc(req: &Request, ds: &Datastore) -> Result<Vec<String>, CniError> 
     {
         let Resource::IPAMHandle(h) = r else { continue };
         let hid = h.spec.handle_id.clone();
-        let this_node = h
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("brindle.dev/node"))
-            .is_none_or(|n| *n == node);
-        if hid.starts_with(&prefix) && !valid.contains(&hid) && this_node {
+        let ann = h.metadata.annotations.clone().unwrap_or_default();
+        // A handle without a node is not known to be ours; a young one may belong to an ADD
+        // still running.
+        let this_node = ann.get("brindle.dev/node").is_some_and(|n| *n == node);
+        let young = ann
+            .get("brindle.dev/created")
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_none_or(|t| now().saturating_sub(t) < req.conf.gc_grace_seconds);
+        if hid.starts_with(&prefix) && !valid.contains(&hid) && this_node && !young {
             ipam.release_by_handle(&hid).await.map_err(ipam_err)?;
             released.push(hid);
         }
@@ -538,13 +573,15 @@ pub async fn gc(req: &Request, ds: &Datastore) -> Result<Vec<String>, CniError> 
             continue;
         };
         let hid = format!("{prefix}{}", w.spec.container_id);
+        let network = w
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(NETWORK_LABEL));
         if w.spec.node == node
             && !w.spec.container_id.is_empty()
             && !valid.contains(&hid)
-            && w.spec
-                .profiles
-                .first()
-                .is_none_or(|p| *p == req.conf.name || p.starts_with("kns."))
+            && network == Some(&req.conf.name)
         {
             let _ = ds
                 .delete(&Key::of(&r), brindle_datastore::revision_of(&r))

@@ -248,6 +248,16 @@ fn add_check_del_like_a_runtime() {
         "{out}"
     );
 
+    // A late DEL of an older sandbox of the same pod leaves the current one alone.
+    let (ok, out) = n.cni("DEL", &conf, "c0-old", None, k8s);
+    assert!(ok, "{out}");
+    assert!(
+        n.links().contains(&host_if),
+        "the new sandbox's veth was deleted"
+    );
+    assert_eq!(n.endpoints().len(), 2);
+    assert_eq!(n.handles().len(), 2);
+
     // DEL removes everything; again, and for a container never added, it still succeeds.
     let (ok, out) = n.cni("DEL", &conf, "c1", Some(&p1), k8s);
     assert!(ok, "{out}");
@@ -260,6 +270,18 @@ fn add_check_del_like_a_runtime() {
     // GC: c2 is not among the valid attachments, so its address and endpoint go.
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "c1", "ifname": "eth0"}]);
+    // Within the grace period nothing goes (an ADD may still be running).
+    let (ok, out) = n.cni("GC", &gc, "", None, "");
+    assert!(ok, "{out}");
+    assert_eq!(n.handles().len(), 1);
+    gc["gc_grace_seconds"] = json!(0);
+    // A malformed list is refused rather than read as "nothing is valid".
+    let mut bad = gc.clone();
+    bad["cni.dev/valid-attachments"] = json!([{"ifname": "eth0"}]);
+    let (ok, out) = n.cni("GC", &bad, "", None, "");
+    assert!(!ok);
+    assert_eq!(out["code"], 7, "{out}");
+    assert_eq!(n.handles().len(), 1);
     let (ok, out) = n.cni("GC", &gc, "", None, "");
     assert!(ok, "{out}");
     assert!(n.handles().is_empty(), "{:?}", n.handles());
