@@ -3,13 +3,15 @@
 //!
 //! - **Mesh** (`nodeToNodeMeshEnabled`, on by default, AS 64512): every other node with a BGP
 //!   address of the same family, except route reflectors (nodes with `routeReflectorClusterID`),
-//!   which drop out of the mesh. Only one side of each node pair connects: the node with the
-//!   lower address; the other is passive (this avoids a second connection tearing down a
-//!   graceful restart in progress).
+//!   which drop out of the mesh. Only one side of each mesh pair connects, as Calico orders
+//!   them: a node is passive when the peer's address sorts after its own as text (this avoids
+//!   a second connection tearing down a graceful restart in progress). Node-to-node sessions
+//!   use the peer node's effective listen port.
 //! - **BGPPeers** apply to the node named by `node`, the nodes matching `nodeSelector`, or every
 //!   node (global). `peerIP` (with `:port` / `[v6]:port`) is one external peer (skipped when it
 //!   is this node's own address); `peerSelector` peers with every matching node at its address
-//!   and AS. A route reflector peering with a node outside its cluster treats it as a client.
+//!   and AS. A route reflector treats an iBGP peer outside its cluster (a node, or a peerIP peer)
+//!   as a client.
 //!   With `reversePeering: Auto` (default) the selected nodes get the reverse session too.
 //!   Explicit peers win over the mesh for the same address.
 //! - **Advertised**: each confirmed block affine to the node (blackholed locally), a host route
@@ -406,6 +408,7 @@ fn insert(peers: &mut BTreeMap<IpAddr, DesiredPeer>, p: DesiredPeer, notes: &mut
 /// The node-to-node session towards `other` (mesh or selector peering), or None when the
 /// two share no address family.
 fn node_peer(
+    snap: &Snapshot,
     local: &Local,
     other: &Node,
     default_as: u32,
@@ -414,7 +417,15 @@ fn node_peer(
 ) -> Vec<DesiredPeer> {
     let (o4, o6) = node_addrs(other);
     let other_cluster = cluster_id(other);
-    let rr_client = local.cluster_id.is_some() && other_cluster != local.cluster_id;
+    let remote_as = as_of(other, default_as);
+    // A client of ours: an iBGP peer outside our route reflector cluster (Calico's rule).
+    let rr_client = local.cluster_id.is_some()
+        && other_cluster != local.cluster_id
+        && remote_as == local.local_as;
+    // The other node listens on its own effective port (`node.<name>` may change it).
+    let port = effective_config(snap, node_name(other))
+        .listen_port
+        .unwrap_or(BGP_PORT);
     let mut out = Vec::new();
     for (mine, theirs) in [(local.v4, o4), (local.v6, o6)] {
         let (Some(mine), Some(theirs)) = (mine, theirs) else {
@@ -422,14 +433,16 @@ fn node_peer(
         };
         let mut d = DesiredPeer::new(
             theirs.ip(),
-            as_of(other, default_as),
+            remote_as,
             peer_type,
             source.clone(),
             Some(mine.ip()),
         );
+        d.port = port;
         d.peer_node = Some(node_name(other).to_string());
-        // One side of a node pair connects: the lower address.
-        d.passive = mine.ip() > theirs.ip();
+        // In the mesh one side of each pair connects, as Calico orders them (compat with Calico
+        // nodes): a node waits when the peer's address sorts after its own, as text.
+        d.passive = peer_type == PeerType::Mesh && theirs.ip().to_string() > mine.ip().to_string();
         d.route_reflector_client = rr_client;
         d.cluster_id = if rr_client { local.cluster_id } else { None };
         out.push(d);
@@ -540,12 +553,17 @@ pub fn desired_bgp(snap: &Snapshot, name: &str) -> Result<DesiredBgp, Error> {
                     Some(mine.ip()),
                 );
                 d.port = port.unwrap_or(BGP_PORT);
+                // A route reflector reflects to every iBGP peerIP peer (cluster id empty).
+                if local.cluster_id.is_some() && d.remote_as == local.local_as {
+                    d.route_reflector_client = true;
+                    d.cluster_id = local.cluster_id;
+                }
                 let d = with_peer_settings(snap, d, p, &mut notes);
                 insert(&mut peers, d, &mut notes);
             }
             if let Some(sel) = &p.spec.peer_selector {
                 for o in others.iter().filter(|o| selector_matches(sel, o)) {
-                    for d in node_peer(&local, o, default_as, peer_type(p), source.clone()) {
+                    for d in node_peer(snap, &local, o, default_as, peer_type(p), source.clone()) {
                         let d = with_peer_settings(snap, d, p, &mut notes);
                         insert(&mut peers, d, &mut notes);
                     }
@@ -560,7 +578,7 @@ pub fn desired_bgp(snap: &Snapshot, name: &str) -> Result<DesiredBgp, Error> {
         {
             for o in others.iter().filter(|o| applies_to(p, o)) {
                 let src = format!("{source} (reverse)");
-                for d in node_peer(&local, o, default_as, peer_type(p), src) {
+                for d in node_peer(snap, &local, o, default_as, peer_type(p), src) {
                     let d = with_peer_settings(snap, d, p, &mut notes);
                     insert(&mut peers, d, &mut notes);
                 }
@@ -572,7 +590,7 @@ pub fn desired_bgp(snap: &Snapshot, name: &str) -> Result<DesiredBgp, Error> {
     let mesh_on = cfg.node_to_node_mesh_enabled.unwrap_or(true);
     if mesh_on && local.cluster_id.is_none() {
         for o in others.iter().filter(|o| cluster_id(o).is_none()) {
-            for mut d in node_peer(&local, o, default_as, PeerType::Mesh, "mesh".into()) {
+            for mut d in node_peer(snap, &local, o, default_as, PeerType::Mesh, "mesh".into()) {
                 d.password = password(&cfg.node_mesh_password);
                 d.max_restart_time = seconds(&cfg.node_mesh_max_restart_time);
                 insert(&mut peers, d, &mut notes);
@@ -585,26 +603,6 @@ pub fn desired_bgp(snap: &Snapshot, name: &str) -> Result<DesiredBgp, Error> {
         ));
     }
 
-    // Pools with VXLAN or IPIP are routed from the datastore by the tunnel driver: BGP must not
-    // install their prefixes (one writer per route).
-    let tunnelled: Vec<Prefix> = snap
-        .pools()
-        .filter(|p| {
-            p.spec.vxlan_mode != brindle_crds::ippool::EncapMode::Never
-                || p.spec.ipip_mode != brindle_crds::ippool::EncapMode::Never
-        })
-        .filter_map(|p| p.spec.network().as_ref().and_then(to_prefix))
-        .collect();
-    if !tunnelled.is_empty() {
-        for p in peers.values_mut() {
-            let mut rules: Vec<FilterRule> = tunnelled
-                .iter()
-                .map(|t| FilterRule::cidr(FilterAction::Reject, *t, MatchOperator::In))
-                .collect();
-            rules.append(&mut p.import);
-            p.import = rules;
-        }
-    }
     let originate = originated(snap, &local, &cfg, &mut notes);
     Ok(DesiredBgp {
         node: name.to_string(),

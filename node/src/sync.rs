@@ -78,7 +78,13 @@ pub fn neighbor(p: &DesiredPeer, password: Option<String>) -> NeighborConfig {
     n.transport = TransportConfig {
         password,
         ttl_security: p.ttl_security,
-        multihop: None,
+        // As Calico's BIRD: every session may cross routers unless GTSM bounds it (eBGP would
+        // otherwise send with TTL 1 and never reach a node in another subnet).
+        multihop: if p.ttl_security.is_none() {
+            Some(255)
+        } else {
+            None
+        },
     };
     n
 }
@@ -124,6 +130,7 @@ pub struct SpeakerSync {
     origins: BTreeMap<Prefix, OriginConfig>,
     kernel: KernelConfig,
     secrets_dir: Option<PathBuf>,
+    exclude: Vec<Prefix>,
 }
 
 impl SpeakerSync {
@@ -135,7 +142,21 @@ impl SpeakerSync {
             origins: BTreeMap::new(),
             kernel,
             secrets_dir,
+            exclude: Vec::new(),
         }
+    }
+
+    /// Keeps learned routes within `prefixes` out of the kernel (pools whose routes the tunnel
+    /// driver owns); sent again after an instance restart.
+    pub async fn exclude_from_kernel(&mut self, prefixes: Vec<Prefix>) -> Result<(), Error> {
+        if prefixes == self.exclude {
+            return Ok(());
+        }
+        self.exclude = prefixes;
+        if let Some((h, _, _)) = &self.running {
+            h.set_kernel_exclude(self.exclude.clone()).await?;
+        }
+        Ok(())
     }
 
     /// The running speaker.
@@ -183,7 +204,11 @@ impl SpeakerSync {
                     want.insert(*addr, neighbor(p, pw));
                 }
                 Err(e) => {
-                    tracing::error!(target: "node.bgp", event = "peer_skipped", peer = %addr, source = %p.source, error = %e, "session not configured");
+                    // Keep a working session as it is (say, mid-rotation of its secret file).
+                    if let Some(old) = self.peers.get(addr) {
+                        want.insert(*addr, old.clone());
+                    }
+                    tracing::error!(target: "node.bgp", event = "peer_password_unreadable", peer = %addr, source = %p.source, error = %e, "session left as it was (or not configured)");
                 }
             }
         }

@@ -6,9 +6,9 @@
 //! node is routed through the tunnel: VXLAN `via <its VTEP address> dev vxlan.brindle onlink`
 //! (with a permanent neighbour entry VTEP address → VTEP MAC and an FDB entry VTEP MAC → node
 //! address), IPIP `via <node address> dev tunl0 onlink`. `CrossSubnet` encapsulates only towards
-//! nodes outside this node's subnet and routes the others directly `via <node address>`. These
-//! pools' prefixes are kept out of the kernel by BGP (import filters), so exactly one writer
-//! owns each route.
+//! nodes outside this node's subnet and routes the others directly `via <node address>`. The
+//! speaker keeps these pools' prefixes out of the kernel (they stay in its RIB and are still
+//! reflected and advertised), so exactly one writer owns each route.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};

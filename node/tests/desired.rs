@@ -66,13 +66,14 @@ fn default_mesh() {
     let a = plan(&ps, "a");
     assert_eq!(a.local_as, 64512);
     assert_eq!(a.peers.len(), 2);
-    // The lower address connects: a (.1) is active towards b and c; c is passive to both.
+    // As Calico orders them, a node waits for peers whose address sorts after its own: a (.1)
+    // waits for b and c; c (.3) connects to both.
     assert!(
         a.peers
             .values()
-            .all(|p| !p.passive && p.peer_type == PeerType::Mesh)
+            .all(|p| p.passive && p.peer_type == PeerType::Mesh)
     );
-    assert!(plan(&ps, "c").peers.values().all(|p| p.passive));
+    assert!(plan(&ps, "c").peers.values().all(|p| !p.passive));
     let adv: Vec<String> = a.originate.keys().map(|p| p.to_string()).collect();
     assert_eq!(
         adv,

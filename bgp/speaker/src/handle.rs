@@ -39,6 +39,8 @@ pub enum Command {
     Routes(oneshot::Sender<Vec<RouteStatus>>),
     /// What the core wants in the kernel.
     Installed(oneshot::Sender<BTreeMap<Prefix, Vec<IpAddr>>>),
+    /// Never install learned routes within these prefixes (another writer owns them).
+    KernelExclude(Vec<Prefix>),
     /// Stop: Cease to every neighbor, then end the instance task.
     Shutdown {
         /// Delete our kernel routes too.
@@ -154,6 +156,12 @@ impl SpeakerHandle {
     /// The kernel routes the core wants (prefix → next hops).
     pub async fn installed_routes(&self) -> Result<BTreeMap<Prefix, Vec<IpAddr>>, Error> {
         self.ask(Command::Installed).await
+    }
+
+    /// Keep learned routes within `prefixes` out of the kernel (they stay in the RIB and are
+    /// still advertised): another writer, such as a tunnel driver, owns those routes.
+    pub async fn set_kernel_exclude(&self, prefixes: Vec<Prefix>) -> Result<(), Error> {
+        self.send(Command::KernelExclude(prefixes)).await
     }
 
     /// Send Cease/Administrative Shutdown to every neighbor and stop the instance. Kernel

@@ -554,6 +554,7 @@ impl Instance {
             Command::Installed(r) => {
                 let _ = r.send(self.speaker.installed_routes().clone());
             }
+            Command::KernelExclude(p) => self.kernel_cmd(KernelCmd::Exclude(p)),
             Command::Shutdown { done, .. } => {
                 // Handled in `run`; unreachable here, answer anyway.
                 let _ = done.send(());

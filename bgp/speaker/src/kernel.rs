@@ -41,6 +41,8 @@ pub enum KernelCmd {
     Synced,
     /// Delete every route of ours, then answer.
     Flush(oneshot::Sender<()>),
+    /// Learned routes within these prefixes stay out of the kernel from now on.
+    Exclude(Vec<Prefix>),
 }
 
 fn nl_err(what: &'static str) -> impl Fn(rtnetlink::Error) -> Error {
@@ -73,6 +75,23 @@ pub struct Kernel {
     owned: BTreeSet<Prefix>,
     /// Prefixes held at our metric by a route of another protocol: left alone, reported.
     conflicts: BTreeSet<Prefix>,
+    /// Every route the core wants installed (next hops), excluded or not.
+    wanted: std::collections::BTreeMap<Prefix, Vec<IpAddr>>,
+    /// Learned routes within these prefixes are not installed.
+    exclude: Vec<Prefix>,
+}
+
+/// Whether `outer` contains `inner` (same family, shorter or equal, same leading bits).
+pub fn prefix_contains(outer: &Prefix, inner: &Prefix) -> bool {
+    match (outer, inner) {
+        (Prefix::V4(a, l), Prefix::V4(b, m)) => {
+            l <= m && Prefix::v4(*b, *l) == Some(Prefix::V4(*a, *l))
+        }
+        (Prefix::V6(a, l), Prefix::V6(b, m)) => {
+            l <= m && Prefix::v6(*b, *l) == Some(Prefix::V6(*a, *l))
+        }
+        _ => false,
+    }
 }
 
 impl Kernel {
@@ -92,6 +111,8 @@ impl Kernel {
             blackholes: BTreeSet::new(),
             owned: BTreeSet::new(),
             conflicts: BTreeSet::new(),
+            wanted: Default::default(),
+            exclude: Vec::new(),
         };
         let ours = k.ours().await?;
         k.owned = ours.clone();
@@ -248,6 +269,10 @@ impl Kernel {
         }
     }
 
+    fn excluded(&self, p: &Prefix) -> bool {
+        self.exclude.iter().any(|e| prefix_contains(e, p))
+    }
+
     /// Prefixes whose route another protocol holds at our table and metric.
     pub fn conflicts(&self) -> &BTreeSet<Prefix> {
         &self.conflicts
@@ -284,10 +309,39 @@ impl Kernel {
         let r = match cmd {
             KernelCmd::Install(p, nh) => {
                 tracing::debug!(target: "bgp.kernel", event = "install", prefix = %p, nexthops = ?nh);
-                self.install(p, &nh).await
+                self.wanted.insert(p, nh.clone());
+                if self.excluded(&p) {
+                    Ok(())
+                } else {
+                    self.install(p, &nh).await
+                }
+            }
+            KernelCmd::Exclude(ex) => {
+                self.exclude = ex;
+                let mut r = Ok(());
+                let wanted: Vec<(Prefix, Vec<IpAddr>)> =
+                    self.wanted.iter().map(|(p, n)| (*p, n.clone())).collect();
+                for (p, nh) in wanted {
+                    let res = if self.excluded(&p) {
+                        if self.installed.remove(&p) && !self.blackholes.contains(&p) {
+                            self.delete(p).await
+                        } else {
+                            Ok(())
+                        }
+                    } else if !self.installed.contains(&p) {
+                        self.install(p, &nh).await
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(e) = res {
+                        r = Err(e);
+                    }
+                }
+                r
             }
             KernelCmd::Remove(p) => {
                 tracing::debug!(target: "bgp.kernel", event = "remove", prefix = %p);
+                self.wanted.remove(&p);
                 self.installed.remove(&p);
                 if self.blackholes.contains(&p) {
                     self.blackhole(p).await

@@ -321,6 +321,14 @@ async fn run(
             tracing::error!(target: "node.tunnel", event = "tunnel_address_failed", error = %e);
         }
         let plan = tunnels::desired_routes(&snap, &name);
+        let owned: Vec<brindle_bgp_wire::Prefix> = plan
+            .owned_pools
+            .iter()
+            .filter_map(|n| brindle_bgp_speaker::config::parse_prefix(&n.to_string()).ok())
+            .collect();
+        if let Err(e) = sync.exclude_from_kernel(owned).await {
+            tracing::warn!(target: "node.tunnel", event = "kernel_exclude_failed", error = %e);
+        }
         let due = tunnels_applied
             .as_ref()
             .is_none_or(|(p, at)| *p != plan || at.elapsed() > TUNNEL_RESYNC);
