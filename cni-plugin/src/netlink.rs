@@ -230,45 +230,37 @@ async fn wire_pod(h: &Handle, tmp: &str, w: &Wiring) -> Result<String, NlError> 
                 .map_err(nl(format!("add the neighbour entry for {gw}")))?;
         }
     }
+    let mut routes = Vec::new();
     if w.ips.iter().any(IpAddr::is_ipv4) {
-        let gw = RouteMessageBuilder::<Ipv4Addr>::new()
+        let link_route = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(GW4, 32)
-            .output_interface(idx)
-            .scope(RouteScope::Link)
-            .protocol(RouteProtocol::Boot)
-            .build();
-        h.route()
-            .add(gw)
-            .execute()
-            .await
-            .map_err(nl("add the 169.254.1.1 route"))?;
-        let def = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(GW4)
-            .output_interface(idx)
-            .protocol(RouteProtocol::Boot)
-            .build();
-        h.route()
-            .add(def)
-            .execute()
-            .await
-            .map_err(nl("add the IPv4 default route"))?;
+            .scope(RouteScope::Link);
+        let default = RouteMessageBuilder::<Ipv4Addr>::new().gateway(GW4);
+        routes.push(("the 169.254.1.1 route", finish_route(link_route, idx)));
+        routes.push(("the IPv4 default route", finish_route(default, idx)));
     }
     if w.ips.iter().any(IpAddr::is_ipv6) {
-        let def = RouteMessageBuilder::<Ipv6Addr>::new()
-            .gateway(GW6)
-            .output_interface(idx)
-            .protocol(RouteProtocol::Boot)
-            .build();
+        let default = RouteMessageBuilder::<Ipv6Addr>::new().gateway(GW6);
+        routes.push(("the IPv6 default route", finish_route(default, idx)));
+    }
+    for (what, r) in routes {
         h.route()
-            .add(def)
+            .add(r)
             .execute()
             .await
-            .map_err(nl("add the IPv6 default route"))?;
+            .map_err(nl(format!("add {what}")))?;
     }
     let l = link(h, &w.pod_if)
         .await?
         .ok_or_else(|| err("pod side", "vanished"))?;
     mac_of(&l).ok_or_else(|| err("pod side", "has no MAC"))
+}
+
+/// A pod route through `eth0`, marked as `ip route add` would (protocol boot).
+fn finish_route<T>(b: RouteMessageBuilder<T>, idx: u32) -> RouteMessage {
+    b.output_interface(idx)
+        .protocol(RouteProtocol::Boot)
+        .build()
 }
 
 async fn wire_host(h: &Handle, w: &Wiring) -> Result<(), NlError> {

@@ -131,6 +131,17 @@ impl From<&RouteStatus> for RouteView {
 }
 
 impl Snapshot {
+    /// Asks a running instance and writes the snapshot as JSON to `path` (atomically: a
+    /// temporary file renamed over it), for `--status-file`.
+    pub async fn write_file(h: &SpeakerHandle, path: &std::path::Path) -> std::io::Result<()> {
+        let snap = Snapshot::collect(h)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let tmp = path.with_extension("tmp");
+        tokio::fs::write(&tmp, serde_json::to_vec_pretty(&snap)?).await?;
+        tokio::fs::rename(&tmp, path).await
+    }
+
     /// Ask a running instance.
     pub async fn collect(h: &SpeakerHandle) -> Result<Snapshot, Error> {
         let peers = h.peers().await?;

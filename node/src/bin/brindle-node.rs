@@ -139,11 +139,7 @@ async fn write_status(sync: &SpeakerSync, path: &std::path::Path) -> anyhow::Res
     let Some(h) = sync.handle() else {
         return Ok(());
     };
-    let snap = Status::collect(h).await?;
-    let tmp = path.with_extension("tmp");
-    tokio::fs::write(&tmp, serde_json::to_vec_pretty(&snap)?).await?;
-    tokio::fs::rename(&tmp, path).await?;
-    Ok(())
+    Ok(Status::write_file(h, path).await?)
 }
 
 #[allow(clippy::too_many_arguments)]

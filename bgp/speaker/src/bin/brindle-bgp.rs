@@ -29,11 +29,7 @@ struct Args {
 }
 
 async fn write_status(h: &SpeakerHandle, path: &Path) -> anyhow::Result<()> {
-    let snap = Snapshot::collect(h).await?;
-    let tmp = path.with_extension("tmp");
-    tokio::fs::write(&tmp, serde_json::to_vec_pretty(&snap)?).await?;
-    tokio::fs::rename(&tmp, path).await?;
-    Ok(())
+    Ok(Snapshot::write_file(h, path).await?)
 }
 
 fn main() -> anyhow::Result<()> {
