@@ -15,6 +15,8 @@ use brindle_tests::netns::*;
 struct Fabric {
     lab: Lab,
     db: String,
+    /// `--secrets-dir` for the nodes started from now on.
+    secrets: Option<std::path::PathBuf>,
     nodes: Vec<(String, String, usize)>, // (node name, namespace, process index)
 }
 
@@ -29,6 +31,7 @@ impl Fabric {
         let mut f = Fabric {
             lab,
             db,
+            secrets: None,
             nodes: Vec::new(),
         };
         for i in 0..n {
@@ -64,30 +67,37 @@ impl Fabric {
         let bin = env!("CARGO_BIN_EXE_brindle-node");
         let status = self.lab.path(&format!("{node}.status.json"));
         let ns = self.ns(node);
-        let idx = self.lab.spawn_env(
-            &ns,
+        let secrets = self
+            .secrets
+            .as_ref()
+            .map(|p| p.to_str().unwrap().to_string());
+        let db = self.db.clone();
+        let sock = self.lab.path(&format!("{node}.sock"));
+        let mut args = vec![
+            bin,
+            "--datastore",
+            &db,
+            "run",
+            "--node-name",
             node,
-            &[
-                bin,
-                "--datastore",
-                &self.db.clone(),
-                "run",
-                "--node-name",
-                node,
-                "--ip",
-                "interface=eth0",
-                "--status-file",
-                status.to_str().unwrap(),
-                "--status-socket",
-                self.lab.path(&format!("{node}.sock")).to_str().unwrap(),
-                "--status-interval-ms",
-                "200",
-                // The pods here are wired by hand, without WorkloadEndpoints.
-                "--policy",
-                "off",
-            ],
-            &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-        );
+            "--ip",
+            "interface=eth0",
+            "--status-file",
+            status.to_str().unwrap(),
+            "--status-socket",
+            sock.to_str().unwrap(),
+            "--status-interval-ms",
+            "200",
+            // The pods here are wired by hand, without WorkloadEndpoints.
+            "--policy",
+            "off",
+        ];
+        if let Some(d) = &secrets {
+            args.extend(["--secrets-dir", d.as_str()]);
+        }
+        let idx = self
+            .lab
+            .spawn_env(&ns, node, &args, &[("RUST_LOG", "info"), ("NO_COLOR", "1")]);
         self.nodes.iter_mut().find(|n| n.0 == node).unwrap().2 = idx;
     }
 
@@ -549,4 +559,94 @@ fn allocate_from(db: &str, node: &str, handle: &str, pools: &[&str]) -> String {
             .unwrap();
         got.v4[0].to_string()
     })
+}
+
+/// A BGP password from a secret file: the session between node-1 and node-2 is keyed (TCP MD5)
+/// by an explicit BGPPeer pair, the rest of the mesh is not. Rotating the secret re-keys that
+/// session only: it comes back Established, while the other sessions never flap.
+#[test]
+fn password_rotation_rekeys_only_that_session() {
+    let mut f = Fabric::new(3);
+    let secrets = f.lab.path("secrets");
+    std::fs::create_dir_all(secrets.join("bgp")).unwrap();
+    let key = secrets.join("bgp/n1-n2");
+    let write_key = |pw: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&key, pw).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_key("first-secret");
+    f.secrets = Some(secrets);
+    f.apply(&format!(
+        "{POOL}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {{name: n1-to-n2}}
+spec:
+  node: node-1
+  peerIP: 198.18.10.2
+  asNumber: 64512
+  password: {{secretKeyRef: {{name: bgp, key: n1-n2}}}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {{name: n2-to-n1}}
+spec:
+  node: node-2
+  peerIP: 198.18.10.1
+  asNumber: 64512
+  password: {{secretKeyRef: {{name: bgp, key: n1-n2}}}}
+"
+    ));
+    for n in ["node-1", "node-2", "node-3"] {
+        f.start(n);
+    }
+    f.wait_established("node-1", &["198.18.10.2", "198.18.10.3"], 40);
+    f.wait_established("node-2", &["198.18.10.1", "198.18.10.3"], 40);
+    let (_, out) = f.ctl("node-1", &["bgp", "peer", "198.18.10.2", "-o", "json"]);
+    assert!(out.contains("\"md5\": true"), "{out}");
+    let (_, out) = f.ctl("node-1", &["bgp", "peer", "198.18.10.3", "-o", "json"]);
+    assert!(out.contains("\"md5\": false"), "{out}");
+    let flaps = |node: &str, peer: &str| {
+        f.status(node)
+            .and_then(|s| s.peers.iter().find(|p| p.address == peer).map(|p| p.flaps))
+            .unwrap_or(u32::MAX)
+    };
+    let before_13 = flaps("node-1", "198.18.10.3");
+    let before_23 = flaps("node-2", "198.18.10.3");
+    let before_12 = flaps("node-1", "198.18.10.2");
+
+    write_key("second-secret");
+    // The keyed session resets once (Cease, configuration change) and comes back with the
+    // new key on both sides.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = f.status("node-1");
+        let p = st
+            .as_ref()
+            .and_then(|s| s.peers.iter().find(|p| p.address == "198.18.10.2").cloned());
+        if p.as_ref()
+            .is_some_and(|p| p.flaps > before_12 && p.state == "Established")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the keyed session did not come back: {p:?}\n{}",
+            f.lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    f.wait_established("node-2", &["198.18.10.1", "198.18.10.3"], 40);
+    assert_eq!(
+        flaps("node-1", "198.18.10.3"),
+        before_13,
+        "an unkeyed session flapped"
+    );
+    assert_eq!(
+        flaps("node-2", "198.18.10.3"),
+        before_23,
+        "an unkeyed session flapped"
+    );
 }
