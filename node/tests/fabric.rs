@@ -248,6 +248,21 @@ fn mesh_routes_pods_and_changes_without_flaps() {
     wait_ping(&f.lab, &pa, &ip3, 20);
     wait_ping(&f.lab, &pc, &ip1, 20);
 
+    // Someone deletes node-2's BGP route to node-1's block: the speaker puts it back.
+    let line = f
+        .lab
+        .routes(&n2, false, "proto 80 metric 32")
+        .lines()
+        .find(|l| l.contains("via 198.18.10.1"))
+        .unwrap()
+        .to_string();
+    let block = line.split_whitespace().next().unwrap().to_string();
+    sh(&[
+        "ip", "-n", &n2, "route", "del", &block, "proto", "80", "metric", "32",
+    ]);
+    f.lab
+        .wait_route(&n2, false, "proto 80 metric 32", &block, 25);
+
     // The status API, through brindlectl.
     let (code, out) = f.ctl("node-2", &["node", "status"]);
     assert_eq!(code, 0, "{out}");

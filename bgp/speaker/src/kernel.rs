@@ -9,6 +9,9 @@
 //! metric; deleting always names our protocol, so the kernel refuses to delete anything else.
 //! Deleting a route that is already gone is success.
 //!
+//! Every [`RESYNC`] the task reads our routes back and puts back any that someone deleted (a
+//! route of another protocol that took the place stays, reported as a conflict).
+//!
 //! Graceful restart: at startup the task reads the routes of ours already in the table and
 //! leaves them alone (forwarding continues while we restart) until [`KernelCmd::Synced`]; it
 //! then deletes those neither re-installed since nor wanted as blackholes.
@@ -27,6 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::KernelConfig;
 use crate::error::Error;
+
+/// How often the kernel task compares its routes with the kernel's and puts back deleted ones.
+pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the kernel task does.
 #[derive(Debug)]
@@ -400,8 +406,57 @@ impl Kernel {
 
     /// Serve commands until the channel closes.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<KernelCmd>) {
-        while let Some(cmd) = rx.recv().await {
-            self.command(cmd).await;
+        let mut tick = tokio::time::interval(RESYNC);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd).await,
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = self.resync().await {
+                        tracing::warn!(target: "bgp.kernel", event = "resync_failed", error = %e);
+                    }
+                }
+            }
         }
+    }
+
+    /// Puts back routes of ours that someone deleted: reads our routes from the kernel and
+    /// re-installs what the core wants (and the blackholes) but the kernel lacks. A prefix now
+    /// held by another protocol at our metric stays theirs (a conflict, reported).
+    async fn resync(&mut self) -> Result<(), Error> {
+        if self.leftover.is_some() {
+            return Ok(()); // graceful restart: the table is not ours to judge yet
+        }
+        let have = self.ours().await?;
+        let missing: Vec<(Prefix, Vec<IpAddr>)> = self
+            .wanted
+            .iter()
+            .filter(|(p, _)| !have.contains(p) && !self.excluded(p))
+            .map(|(p, n)| (*p, n.clone()))
+            .collect();
+        let holes: Vec<Prefix> = self
+            .blackholes
+            .iter()
+            .filter(|p| !have.contains(p) && !self.wanted.contains_key(p))
+            .copied()
+            .collect();
+        for (p, nh) in missing {
+            // A conflict is retried quietly: the other protocol's route may have gone.
+            if !self.conflicts.contains(&p) {
+                tracing::warn!(target: "bgp.kernel", event = "route_restored", prefix = %p, "our route was deleted by someone else; putting it back");
+            }
+            self.owned.remove(&p);
+            self.install(p, &nh).await?;
+        }
+        for p in holes {
+            tracing::warn!(target: "bgp.kernel", event = "route_restored", prefix = %p, "our blackhole was deleted by someone else; putting it back");
+            self.owned.remove(&p);
+            self.blackhole(p).await?;
+        }
+        Ok(())
     }
 }
