@@ -371,6 +371,47 @@ spec: {node: node-1, peerIP: 198.18.10.250, asNumber: 65099}
     assert!(out.status.success(), "{out:?}");
     let st = f.wait_established("node-1", &["198.18.10.2", "198.18.10.3"], 15);
     assert!(st.peers.iter().all(|p| p.flaps == 0), "{st:#?}");
+
+    // A forced re-list changes nothing in the kernel: node-2 is paused while the datastore's
+    // history is compacted past it, so every watch of node-2 must re-list on resuming.
+    let ours = |ns: &str| f.lab.routes(ns, false, "proto 80");
+    let before = ours(&n2);
+    let pid = f.lab.procs[f.nodes[1].2].child.id().to_string();
+    sh(&["kill", "-STOP", &pid]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let path = f.db.strip_prefix("sqlite:").unwrap();
+        let backend = brindle_datastore::sqlite::SqliteBackend::open(path).unwrap();
+        let ds = brindle_datastore::Datastore::new(std::sync::Arc::new(backend.clone()));
+        let mut pool = ds
+            .get(&brindle_datastore::Key::new(
+                brindle_crds::Kind::IPPool,
+                "more-pods",
+            ))
+            .await
+            .unwrap();
+        pool.metadata_mut().labels = Some([("touched".to_string(), "yes".to_string())].into());
+        let written = ds.apply(&pool).await.unwrap();
+        let rev = brindle_datastore::revision_of(&written).unwrap();
+        backend.compact(rev).await.unwrap();
+    });
+    sh(&["kill", "-CONT", &pid]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f.lab.log(f.nodes[1].2).contains("event=\"resync\"") {
+        assert!(
+            Instant::now() < deadline,
+            "node-2 never re-listed\n{}",
+            f.lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ours(&n2), before, "a re-list changed node-2's routes");
+    let st = f.wait_established("node-2", &["198.18.10.1", "198.18.10.3"], 15);
+    assert!(st.peers.iter().all(|p| p.flaps == 0), "{st:#?}");
 }
 
 /// Calico's route reflector design with a ToR: the mesh is off, node-4 is a route reflector
