@@ -382,6 +382,63 @@ pub(super) fn bench(args: &LabArgs, pods: u32, out: &mut dyn Write) -> anyhow::R
             writeln!(out, "{k}: RSS {rss}")?;
         }
     }
+    node_kill_withdrawal(args, &mut st, out)
+}
+
+/// Kills the last node's daemon and measures how long until no other node has a Brindle route
+/// to that node's first block; then starts the daemon again.
+fn node_kill_withdrawal(
+    args: &LabArgs,
+    st: &mut State,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let Some(victim) = st.topology.nodes.last().map(|n| n.name.clone()) else {
+        return Ok(true);
+    };
+    let Some(pod) = st.pods.values().find(|p| p.node == victim).cloned() else {
+        return Ok(true);
+    };
+    let Ok(ip) = pod.ip.parse::<std::net::Ipv4Addr>() else {
+        return Ok(true);
+    };
+    // The pool's blocks are /26 (the lab's IPPool).
+    let block = format!("{}/26", std::net::Ipv4Addr::from(u32::from(ip) & !63));
+    let others: Vec<String> = st
+        .topology
+        .nodes
+        .iter()
+        .filter(|n| n.name != victim)
+        .map(|n| st.topology.ns(&n.name))
+        .collect();
+    let Some(pid) = st.pids.remove(&format!("node/{victim}")) else {
+        return Ok(true);
+    };
+    let t0 = Instant::now();
+    sh(&["kill", "-KILL", &pid.to_string()])?;
+    // Graceful restart: the ToRs keep a vanished node's routes for its restart time (120 s).
+    let deadline = t0 + Duration::from_secs(200);
+    for ns in &others {
+        loop {
+            let routes = sh(&["ip", "-n", ns, "route", "show", "proto", "80"]).unwrap_or_default();
+            if !routes.lines().any(|l| l.starts_with(&block)) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{block} still routed in {ns} 200 s after {victim} was killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    writeln!(
+        out,
+        "node kill ({victim}) until its block {block} is withdrawn on all {} other nodes: {:.0} ms \
+         (graceful restart keeps it for the node's 120 s restart time)",
+        others.len(),
+        t0.elapsed().as_secs_f64() * 1000.0
+    )?;
+    let pid = super::network::start_node(args, &st.topology, &victim)?;
+    st.pids.insert(format!("node/{victim}"), pid);
+    args.save(st)?;
     Ok(true)
 }
 
