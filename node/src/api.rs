@@ -203,17 +203,11 @@ fn peers_of(st: &NodeStatus) -> Vec<pb::Peer> {
         .collect()
 }
 
-fn prefix_contains(p: &Prefix, ip: IpAddr) -> bool {
-    match (p, ip) {
-        (Prefix::V4(a, l), IpAddr::V4(x)) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(*l)).unwrap_or(0);
-            u32::from(*a) == u32::from(x) & m
-        }
-        (Prefix::V6(a, l), IpAddr::V6(x)) => {
-            let m = u128::MAX.checked_shl(128 - u32::from(*l)).unwrap_or(0);
-            u128::from(*a) == u128::from(x) & m
-        }
-        _ => false,
+/// The host prefix of an address (/32 or /128), for longest-match lookups.
+fn host_prefix(ip: IpAddr) -> Option<Prefix> {
+    match ip {
+        IpAddr::V4(a) => Prefix::v4(a, 32),
+        IpAddr::V6(a) => Prefix::v6(a, 128),
     }
 }
 
@@ -245,7 +239,11 @@ pub fn routes_msg(st: &NodeStatus, family: &str, prefix: &str) -> Result<Vec<pb:
             })?;
             let best = rows
                 .iter()
-                .filter(|r| prefix_contains(&r.prefix, ip))
+                .filter(|r| {
+                    host_prefix(ip).is_some_and(|h| {
+                        brindle_bgp_speaker::kernel::prefix_contains(&r.prefix, &h)
+                    })
+                })
                 .max_by_key(|r| r.prefix.len())
                 .copied();
             rows = best.into_iter().collect();

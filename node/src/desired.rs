@@ -677,7 +677,10 @@ fn originated(
             // Addresses this node borrowed from another node's block: host routes.
             let net_c = net;
             for (ip, a) in brindle_ipam::block::allocations(&b.spec, &net_c) {
-                if a.secondary.get("node").map(String::as_str) == Some(local.name)
+                if a.secondary
+                    .get(brindle_ipam::attr::NODE)
+                    .map(String::as_str)
+                    == Some(local.name)
                     && exported(&net_c)
                 {
                     let len = if ip.is_ipv4() { 32 } else { 128 };

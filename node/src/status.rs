@@ -70,7 +70,12 @@ pub fn ipam_use(snap: &Snapshot, node: &str) -> (u32, u32) {
             .iter()
             .flatten()
             .filter_map(|i| b.spec.attributes.get(*i as usize))
-            .filter(|a| a.secondary.get("node").map(String::as_str) == Some(node))
+            .filter(|a| {
+                a.secondary
+                    .get(brindle_ipam::attr::NODE)
+                    .map(String::as_str)
+                    == Some(node)
+            })
             .count() as u32;
     }
     (blocks, addrs)
