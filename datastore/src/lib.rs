@@ -171,6 +171,15 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// True when a write that failed this way may still have happened (or may still happen):
+    /// the datastore timed out or the connection broke after the request left. The caller
+    /// must re-read before it undoes anything on the strength of the failure.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+}
+
 /// The datastore's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

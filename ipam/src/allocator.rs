@@ -12,7 +12,7 @@ use ipnetwork::IpNetwork;
 
 use crate::claim::{Claim, claim, host_affinity, node_blocks};
 use crate::pools::{Candidate, eligible};
-use crate::{Error, Result, attr, block, block_name, handle};
+use crate::{Error, Result, attr, block, block_name, handle, resolve};
 
 /// Cluster-wide IPAM settings (from the `default` IPAMConfiguration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -459,19 +459,32 @@ impl Ipam {
             if !usable(&b) {
                 return Ok(Vec::new());
             }
+            let seq = b.spec.sequence_number;
             let ips = block::allocate(&mut b.spec, cidr, n, attr, |ip| {
                 reserved.iter().any(|r| r.contains(ip))
             });
             if ips.is_empty() {
                 return Ok(ips);
             }
-            ds.update(&Resource::IPAMBlock(b)).await.map(|_| ips)
+            match ds.update(&Resource::IPAMBlock(b.clone())).await {
+                Ok(_) => Ok(ips),
+                Err(e) if e.is_ambiguous() => {
+                    resolve::block_write(self, &key, &b, &ips, seq, &handle_id)
+                        .await
+                        .map(|()| ips)
+                }
+                Err(e) => Err(e),
+            }
         })
         .await;
         let taken = match taken {
             Ok(t) => t,
             Err(e) => {
-                handle::sub(self, &handle_id, &bname, n as u32).await?;
+                // Give the charge back only when the block write surely failed; if its outcome
+                // is unknown the handle stays over-charged, which release and GC repair.
+                if !e.is_ambiguous() {
+                    handle::sub(self, &handle_id, &bname, n as u32).await?;
+                }
                 return Err(e.into());
             }
         };
@@ -507,9 +520,18 @@ impl Ipam {
             let Resource::IPAMBlock(mut b) = ds.get(&key).await? else {
                 return Err(DsError::Internal(format!("{key} is not a block")));
             };
-            match block::allocate_specific(&mut b.spec, &cidr, ip, &attr) {
-                Ok(()) => ds.update(&Resource::IPAMBlock(b)).await.map(|_| Ok(())),
-                Err(e) => Ok(Err(e)),
+            let seq = b.spec.sequence_number;
+            if let Err(e) = block::allocate_specific(&mut b.spec, &cidr, ip, &attr) {
+                return Ok(Err(e));
+            }
+            match ds.update(&Resource::IPAMBlock(b.clone())).await {
+                Ok(_) => Ok(Ok(())),
+                Err(e) if e.is_ambiguous() => {
+                    resolve::block_write(self, &key, &b, &[ip], seq, &args.handle)
+                        .await
+                        .map(Ok)
+                }
+                Err(e) => Err(e),
             }
         })
         .await;
@@ -523,7 +545,9 @@ impl Ipam {
                 })
             }
             Err(e) => {
-                handle::sub(self, &args.handle, &bname, 1).await?;
+                if !e.is_ambiguous() {
+                    handle::sub(self, &args.handle, &bname, 1).await?;
+                }
                 Err(e.into())
             }
         }

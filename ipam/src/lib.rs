@@ -11,6 +11,8 @@
 //! - [`Ipam`] ([`allocator`], [`claim`], [`handle`]): the allocator over the datastore. Every
 //!   write is a compare-and-swap on one object through the datastore's retry helper; no lock
 //!   outside the datastore is needed for correctness across nodes.
+//!   A block write that times out is resolved (committed or not) before anything is undone
+//!   (`resolve`).
 //! - [`check`]: `ipam check` (leaks, orphaned affinities, blocks of missing nodes, addresses
 //!   allocated twice) and garbage collection.
 
@@ -20,6 +22,7 @@ pub mod check;
 pub mod claim;
 pub mod handle;
 pub mod pools;
+mod resolve;
 
 use std::net::IpAddr;
 
