@@ -2,7 +2,8 @@
 //! pool (8 blocks of 16 addresses for up to 8 × 40 wanted) that forces block claims, borrowing
 //! and exhaustion. Afterwards every allocated address is unique and the datastore's view equals
 //! what the processes believe they hold. Then chaos: the same with processes SIGKILLed at
-//! random moments; `ipam check` finds every leak, GC frees them, still zero duplicates.
+//! random moments; `ipam check` finds exactly the leaks that the killed processes' own journals
+//! (written before each call) say they held, GC frees them, still zero duplicates.
 //!
 //! The processes are this test binary run again in child mode (`child`, a no-op unless
 //! `BRINDLE_IPAM_CHILD` is set).
@@ -39,6 +40,7 @@ fn child() {
         .unwrap();
     rt.block_on(async {
         let ipam = Ipam::new(brindle_datastore::open(&spec).await.unwrap());
+        let mut journal = Journal::create(&out);
         let mut held: Holdings = BTreeMap::new();
         let (mut exhausted, mut seq) = (0, 0);
         let mut rng = fastrand::Rng::with_seed(node as u64);
@@ -54,26 +56,29 @@ fn child() {
                     timestamp: 1_000,
                     ..Default::default()
                 };
+                journal.line(&format!("alloc {handle}"));
                 match ipam.auto_assign(&args).await {
                     Ok(a) => {
+                        journal.line(&format!("got {handle} {}", a.v4[0]));
                         held.insert(handle, a.v4[0]);
                     }
-                    Err(Error::Exhausted { .. }) => exhausted += 1,
+                    Err(Error::Exhausted { .. }) => {
+                        journal.line(&format!("none {handle}"));
+                        exhausted += 1
+                    }
                     Err(e) => panic!("node {node}: {e}"),
                 }
             } else {
                 let i = rng.usize(0..held.len());
                 let handle = held.keys().nth(i).unwrap().clone();
+                journal.line(&format!("release {handle}"));
                 let freed = ipam.release_by_handle(&handle).await.unwrap();
                 assert_eq!(freed, vec![held[&handle]], "node {node} releasing {handle}");
+                journal.line(&format!("released {handle}"));
                 held.remove(&handle);
             }
-            // Publish holdings as we go, so a killed process's last known state is on disk.
-            if seq % 25 == 0 {
-                write_holdings(&out, &held);
-            }
         }
-        write_holdings(&out, &held);
+        journal.line("done");
         eprintln!(
             "node {node}: holds {}, exhausted {exhausted} times",
             held.len()
@@ -82,14 +87,54 @@ fn child() {
     });
 }
 
-fn write_holdings(path: &Path, held: &Holdings) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(held).unwrap()).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+/// A process's record of what it does, written (unbuffered, so it survives SIGKILL) before
+/// each datastore call and after each answer.
+struct Journal(std::fs::File);
+
+impl Journal {
+    fn create(path: &Path) -> Journal {
+        Journal(std::fs::File::create(path).unwrap())
+    }
+    fn line(&mut self, l: &str) {
+        use std::io::Write;
+        self.0.write_all(format!("{l}\n").as_bytes()).unwrap();
+    }
 }
 
-fn read_holdings(path: &Path) -> Holdings {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|_| b"{}".to_vec())).unwrap()
+/// What a journal says: the addresses surely held, the operation in flight when it stopped
+/// (its handle, and whether it was an allocation), and whether the run finished.
+#[derive(Default, Debug)]
+struct Replay {
+    held: Holdings,
+    in_flight: Option<(String, bool)>,
+    done: bool,
+}
+
+fn replay(path: &Path) -> Replay {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut r = Replay::default();
+    for line in text.lines() {
+        let mut w = line.split(' ');
+        match (w.next(), w.next(), w.next()) {
+            (Some("alloc"), Some(h), None) => r.in_flight = Some((h.to_string(), true)),
+            (Some("release"), Some(h), None) => r.in_flight = Some((h.to_string(), false)),
+            (Some("got"), Some(h), Some(ip)) => {
+                if let Ok(ip) = ip.parse() {
+                    r.held.insert(h.to_string(), ip);
+                    r.in_flight = None;
+                }
+            }
+            (Some("released"), Some(h), None) => {
+                r.held.remove(h);
+                r.in_flight = None;
+            }
+            (Some("none"), Some(_), None) => r.in_flight = None,
+            (Some("done"), None, None) => r.done = true,
+            // A line cut by the kill: the operation it announced had not been sent yet.
+            _ => {}
+        }
+    }
+    r
 }
 
 struct Reaper(Vec<Child>);
@@ -141,7 +186,7 @@ async fn run(spec: &str, dir: &Path, kill: usize) {
                     .args(["child", "--exact", "--nocapture", "--test-threads=1"])
                     .env(CHILD_ENV, spec)
                     .env("BRINDLE_NODE", i.to_string())
-                    .env("BRINDLE_OUT", dir.join(format!("node-{i}.json")))
+                    .env("BRINDLE_OUT", dir.join(format!("node-{i}.journal")))
                     .stdout(Stdio::null())
                     .spawn()
                     .unwrap()
@@ -154,7 +199,9 @@ async fn run(spec: &str, dir: &Path, kill: usize) {
         let v = fastrand::usize(0..NODES);
         if victims.insert(v) {
             children.0[v].kill().unwrap();
-            children.0[v].wait().unwrap();
+            let st = children.0[v].wait().unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(st.signal(), Some(9), "victim node {v} was not killed: {st}");
         }
     }
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -176,9 +223,17 @@ async fn run(spec: &str, dir: &Path, kill: usize) {
         started.elapsed()
     );
 
+    let journals: Vec<Replay> = (0..NODES)
+        .map(|i| replay(&dir.join(format!("node-{i}.journal"))))
+        .collect();
     let mut survivors: Holdings = BTreeMap::new();
-    for i in (0..NODES).filter(|i| !victims.contains(i)) {
-        survivors.extend(read_holdings(&dir.join(format!("node-{i}.json"))));
+    for (i, j) in journals.iter().enumerate() {
+        if victims.contains(&i) {
+            assert!(!j.done, "victim node {i} had finished before it was killed");
+        } else {
+            assert!(j.done && j.in_flight.is_none(), "node {i} did not finish");
+            survivors.extend(j.held.clone());
+        }
     }
     let unique: BTreeSet<IpAddr> = survivors.values().copied().collect();
     assert_eq!(
@@ -231,15 +286,44 @@ async fn run(spec: &str, dir: &Path, kill: usize) {
         ..Default::default()
     };
     let report = ipam.check(&live, 2_000).await.unwrap();
-    let leaked: BTreeSet<IpAddr> = report.leaked.iter().map(|l| l.ip).collect();
-    let expected_leaks: BTreeSet<IpAddr> = view
+    let leaked: Holdings = report
+        .leaked
         .iter()
-        .filter(|(h, _)| !survivors.contains_key(*h))
-        .map(|(_, ip)| *ip)
+        .map(|l| (l.handle.clone().expect("a leak without handle"), l.ip))
         .collect();
-    assert_eq!(
-        leaked, expected_leaks,
-        "check must find exactly the killed processes' addresses"
+    assert_eq!(leaked.len(), report.leaked.len(), "one handle leaked twice");
+    // The leaks must be what the victims' journals say they held: every address a victim was
+    // given and had not released, plus possibly the one operation it was killed in (an
+    // allocation that may have committed, a release that may have).
+    let mut unexplained = leaked.clone();
+    for &v in &victims {
+        let j = &journals[v];
+        for (h, ip) in &j.held {
+            let in_release = j.in_flight.as_ref() == Some(&(h.clone(), false));
+            match unexplained.remove(h) {
+                Some(found) => assert_eq!(found, *ip, "{h} leaked with another address"),
+                None => assert!(
+                    in_release,
+                    "victim node {v} held {h} ({ip}); check missed it"
+                ),
+            }
+        }
+        if let Some((h, true)) = &j.in_flight {
+            unexplained.remove(h);
+        }
+    }
+    assert!(
+        unexplained.is_empty(),
+        "check reports leaks no victim held: {unexplained:?}"
+    );
+    let recorded: usize = victims.iter().map(|v| journals[*v].held.len()).sum();
+    eprintln!(
+        "victims {victims:?} held {recorded} addresses by their journals; check found {} leaks",
+        leaked.len()
+    );
+    assert!(
+        recorded > 0,
+        "the victims held nothing: the chaos tested nothing"
     );
     assert!(report.duplicates.is_empty());
     ipam.gc(&live, 2_000, Duration::ZERO).await.unwrap();
