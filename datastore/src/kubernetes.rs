@@ -3,8 +3,10 @@
 //! `resourceVersion` is the revision (parsed as an integer: every API server backed by etcd
 //! issues numeric versions, though Kubernetes calls them opaque). Updates are `PUT` with the
 //! expected `resourceVersion` (409 → Conflict); deletes carry a precondition. Watches ask for
-//! bookmarks and report 410 Gone as compaction, which makes the watch re-list. Credentials come
-//! from the in-cluster service account or the kubeconfig (`kube::Client::try_default`).
+//! bookmarks (which move the resume point, as `ChangeOp::Progress`), skip an unreadable event
+//! rather than fail on it, and report 410 Gone as compaction, which makes the watch re-list.
+//! Credentials come from the in-cluster service account or the kubeconfig
+//! (`kube::Client::try_default`).
 //!
 //! There is no API server on the build machines: the tests drive this backend against kube's
 //! mock service (request paths, verbs, bodies, error mapping, 410 handling).
@@ -265,8 +267,22 @@ impl Backend for KubernetesBackend {
                     Ok(WatchEvent::Added(o)) => (o, ChangeOp::Created),
                     Ok(WatchEvent::Modified(o)) => (o, ChangeOp::Modified),
                     Ok(WatchEvent::Deleted(o)) => (o, |_| ChangeOp::Deleted),
-                    // Bookmarks only move the resume point; the next real event carries it too.
-                    Ok(WatchEvent::Bookmark(_)) => return None,
+                    // A bookmark moves the resume point, so a quiet kind's watch does not
+                    // restart from a revision the server has compacted away.
+                    Ok(WatchEvent::Bookmark(b)) => {
+                        let rv = b.metadata.resource_version;
+                        return match rv.parse() {
+                            Ok(revision) => Some(Ok(Change {
+                                revision,
+                                key: Key::new(kind, ""),
+                                op: ChangeOp::Progress,
+                            })),
+                            Err(_) => {
+                                tracing::warn!(target: "datastore.kubernetes", kind = kind.name(), rv, "ignoring a bookmark with a non-numeric resourceVersion");
+                                None
+                            }
+                        };
+                    }
                     Ok(WatchEvent::Error(s)) if s.code == 410 => {
                         return Some(Err(Error::Compacted {
                             requested: after,
@@ -286,11 +302,20 @@ impl Backend for KubernetesBackend {
                         }));
                     }
                 };
-                Some(Self::stored(obj, kind).map(|s| Change {
-                    revision: s.revision,
-                    key: s.key,
-                    op: make(s.value),
-                }))
+                // One object that cannot be read (say, a resourceVersion that is not a
+                // number) is reported and skipped: failing the stream would resume at the same
+                // point and fail again forever.
+                match Self::stored(obj, kind) {
+                    Ok(s) => Some(Ok(Change {
+                        revision: s.revision,
+                        key: s.key,
+                        op: make(s.value),
+                    })),
+                    Err(e) => {
+                        tracing::error!(target: "datastore.kubernetes", kind = kind.name(), error = %e, "skipping an unreadable watch event");
+                        None
+                    }
+                }
             }
         });
         Ok(Box::pin(stream))

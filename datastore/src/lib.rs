@@ -203,6 +203,9 @@ pub enum ChangeOp {
     Modified(Value),
     /// Deleted.
     Deleted,
+    /// Nothing changed, but the store has reached this revision (a Kubernetes bookmark):
+    /// a watch resumes from here, so a quiet kind does not fall behind the compaction point.
+    Progress,
 }
 
 /// One entry of a backend's change history.

@@ -71,6 +71,7 @@ impl MemoryBackend {
             ChangeOp::Deleted => {
                 st.objects.remove(&key.path());
             }
+            ChangeOp::Progress => {}
         }
         st.history.push_back(Change {
             revision: rev,

@@ -119,6 +119,7 @@ async fn run(
                         }
                         last = Some(change.revision);
                         let ev = match change.op {
+                            ChangeOp::Progress => None,
                             ChangeOp::Created(v) => decoded(Stored { key: change.key, value: v, revision: change.revision }, WatchEvent::Added),
                             ChangeOp::Modified(v) => decoded(Stored { key: change.key, value: v, revision: change.revision }, WatchEvent::Modified),
                             ChangeOp::Deleted => Some(WatchEvent::Deleted(change.key, change.revision)),

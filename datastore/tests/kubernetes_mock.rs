@@ -1,5 +1,6 @@
 //! The Kubernetes backend against kube's mock service (there is no API server on the build
-//! machines): request paths, verbs and bodies, the mapping of API errors, and 410 Gone.
+//! machines): request paths, verbs and bodies, the mapping of API errors, 410 Gone, and
+//! bookmarks moving a watch's resume point.
 
 use brindle_datastore::kubernetes::KubernetesBackend;
 use brindle_datastore::{Backend, ChangeOp, Error, Key, Kind};
@@ -201,6 +202,8 @@ async fn list_and_watch_with_bookmarks_and_410() {
         for ev in [
             json!({"type": "ADDED", "object": pool_json("51")}),
             json!({"type": "BOOKMARK", "object": {"kind": "IPPool", "apiVersion": "brindle.dev/v1", "metadata": {"resourceVersion": "60"}}}),
+            // Unreadable (its version is not a number): skipped, not a stream stuck on it.
+            json!({"type": "MODIFIED", "object": pool_json("not-a-number")}),
             json!({"type": "DELETED", "object": pool_json("61")}),
             json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "too old resource version", "reason": "Expired", "code": 410}}),
         ] {
@@ -223,6 +226,8 @@ async fn list_and_watch_with_bookmarks_and_410() {
     let c1 = changes.next().await.unwrap().unwrap();
     assert_eq!(c1.revision, 51);
     assert!(matches!(c1.op, ChangeOp::Created(_)));
+    let bookmark = changes.next().await.unwrap().unwrap();
+    assert_eq!((bookmark.revision, bookmark.op), (60, ChangeOp::Progress));
     let c2 = changes.next().await.unwrap().unwrap();
     assert_eq!((c2.revision, c2.op), (61, ChangeOp::Deleted));
     assert!(matches!(
@@ -230,4 +235,66 @@ async fn list_and_watch_with_bookmarks_and_410() {
         Some(Err(Error::Compacted { .. }))
     ));
     server.await.unwrap();
+}
+
+/// A watch on a quiet kind: the server ends the stream (its timeout) after a bookmark; the
+/// watch must resume from the bookmark's version, not from the listing's, which the server
+/// may have compacted away by then.
+#[tokio::test]
+async fn watch_resumes_from_the_last_bookmark() {
+    let (b, mut h) = backend();
+    let ds = brindle_datastore::Datastore::new(std::sync::Arc::new(b));
+    let server = tokio::spawn(async move {
+        let list = json!({"apiVersion": "brindle.dev/v1", "kind": "IPPoolList",
+                          "metadata": {"resourceVersion": "50"}, "items": [pool_json("42")]});
+        expect(
+            &mut h,
+            Method::GET,
+            "/apis/brindle.dev/v1/ippools",
+            ok(&list),
+        )
+        .await;
+        let bookmark = json!({"type": "BOOKMARK", "object": {"kind": "IPPool",
+            "apiVersion": "brindle.dev/v1", "metadata": {"resourceVersion": "900"}}});
+        let resp = Response::builder()
+            .status(200)
+            .body(Body::from(format!("{bookmark}\n").into_bytes()))
+            .unwrap();
+        let (query, _) = expect(&mut h, Method::GET, "/apis/brindle.dev/v1/ippools", resp).await;
+        assert!(query.contains("resourceVersion=50"), "{query}");
+        // The stream ended; the watch comes back from the bookmark.
+        let added = json!({"type": "ADDED", "object": pool_json("901")});
+        let resp = Response::builder()
+            .status(200)
+            .body(Body::from(format!("{added}\n").into_bytes()))
+            .unwrap();
+        let (query, _) = expect(&mut h, Method::GET, "/apis/brindle.dev/v1/ippools", resp).await;
+        assert!(
+            query.contains("resourceVersion=900"),
+            "resumed with {query}"
+        );
+    });
+    let mut w = ds.watch(Kind::IPPool, None);
+    assert!(matches!(
+        next(&mut w).await,
+        brindle_datastore::WatchEvent::Added(_)
+    ));
+    assert_eq!(
+        next(&mut w).await,
+        brindle_datastore::WatchEvent::InSync(50)
+    );
+    match next(&mut w).await {
+        brindle_datastore::WatchEvent::Added(r) => {
+            assert_eq!(r.metadata().resource_version.as_deref(), Some("901"))
+        }
+        other => panic!("expected the addition after the bookmark, got {other:?}"),
+    }
+    server.await.unwrap();
+}
+
+async fn next(w: &mut brindle_datastore::WatchStream) -> brindle_datastore::WatchEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(10), w.next())
+        .await
+        .expect("a watch event in time")
+        .expect("the watch is running")
 }
