@@ -25,6 +25,16 @@ impl EtcdServer {
             _ => tempfile::tempdir(),
         }
         .expect("temp dir");
+        Self::start_in(dir)
+    }
+
+    /// Starts etcd with its data under `parent` (say, a directory on a real disk, for
+    /// benchmarks where fsync must cost what it costs in production).
+    pub fn start_under(parent: &std::path::Path) -> EtcdServer {
+        Self::start_in(tempfile::tempdir_in(parent).expect("temp dir"))
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> EtcdServer {
         let mut s = EtcdServer {
             child: None,
             dir,
