@@ -13,7 +13,9 @@ use etcd_client::{
 use futures::stream::BoxStream;
 use serde_json::Value;
 
-use crate::{Backend, CALL_TIMEOUT, Change, ChangeOp, Error, Key, Kind, Result, Revision, Stored};
+use crate::{
+    Backend, CALL_TIMEOUT, Change, ChangeOp, Error, Key, Kind, Result, Revision, Stored, Write,
+};
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "/brindle/v1/";
@@ -243,6 +245,67 @@ impl Backend for EtcdBackend {
                 actual: Some(actual),
             }),
         }
+    }
+
+    fn transactions(&self) -> bool {
+        true
+    }
+
+    /// One `Txn`: every write's precondition as a comparison, every write as an operation;
+    /// when a comparison fails, the keys are read in the same transaction to name the write
+    /// that failed. Every write gets the transaction's revision.
+    async fn commit(&self, writes: &[Write]) -> Result<Vec<Revision>> {
+        crate::txn::distinct_keys(writes)?;
+        let mut when = Vec::with_capacity(writes.len());
+        let mut then = Vec::with_capacity(writes.len());
+        let mut gets = Vec::with_capacity(writes.len());
+        for w in writes {
+            let k = self.key(w.key());
+            when.push(match w {
+                Write::Create { .. } => Compare::create_revision(k.clone(), CompareOp::Equal, 0),
+                Write::Update { expected, .. }
+                | Write::Delete {
+                    expected: Some(expected),
+                    ..
+                } => Compare::mod_revision(k.clone(), CompareOp::Equal, *expected as i64),
+                Write::Delete { expected: None, .. } => {
+                    Compare::create_revision(k.clone(), CompareOp::Greater, 0)
+                }
+            });
+            then.push(match w.value() {
+                Some(v) => TxnOp::put(k.clone(), v.to_string(), None),
+                None => TxnOp::delete(k.clone(), None),
+            });
+            gets.push(TxnOp::get(k, None));
+        }
+        let mut c = self.client.clone();
+        let txn = Txn::new().when(when).and_then(then).or_else(gets);
+        let resp = self.call(async move { c.txn(txn).await }).await?;
+        if resp.succeeded() {
+            let rev = resp.header().map(|h| h.revision()).unwrap_or_default() as Revision;
+            return Ok(vec![rev; writes.len()]);
+        }
+        let current: Vec<Option<Revision>> = resp
+            .op_responses()
+            .into_iter()
+            .map(|op| match op {
+                etcd_client::TxnOpResponse::Get(g) => {
+                    g.kvs().first().map(|kv| kv.mod_revision() as Revision)
+                }
+                _ => None,
+            })
+            .collect();
+        for (w, cur) in writes.iter().zip(current) {
+            w.check(cur)?;
+        }
+        Err(Error::Conflict {
+            key: writes
+                .first()
+                .map(|w| w.key().to_string())
+                .unwrap_or_default(),
+            expected: 0,
+            actual: None,
+        })
     }
 
     async fn changes(

@@ -21,6 +21,7 @@ pub mod kubernetes;
 pub mod memory;
 pub mod retry;
 pub mod sqlite;
+pub mod txn;
 pub mod watch;
 
 use std::fmt;
@@ -35,6 +36,7 @@ use brindle_crds::ValidationErrors;
 pub use brindle_crds::{Kind, Resource};
 use brindle_selector::Selector;
 pub use retry::{RetryPolicy, retry_on_conflict};
+pub use txn::{Op, Write};
 pub use watch::{WatchEvent, WatchStream};
 
 /// A store-wide, monotonically increasing version number. Every write gets a new one.
@@ -244,6 +246,18 @@ pub trait Backend: Send + Sync + 'static {
         kind: Kind,
         after: Revision,
     ) -> Result<BoxStream<'static, Result<Change>>>;
+    /// True when [`Backend::commit`] is atomic.
+    fn transactions(&self) -> bool {
+        false
+    }
+    /// Applies every write (each with its precondition) or none; see [`txn`].
+    async fn commit(&self, writes: &[Write]) -> Result<Vec<Revision>> {
+        let _ = writes;
+        Err(Error::Internal(format!(
+            "{}: multi-object transactions are not supported",
+            self.endpoint()
+        )))
+    }
 }
 
 /// Typed access to a backend: every write is validated, every read decoded.
@@ -345,7 +359,7 @@ impl Datastore {
         Ok(out)
     }
 
-    fn check(r: &Resource) -> Result<Key> {
+    pub(crate) fn check(r: &Resource) -> Result<Key> {
         let key = Key::of(r);
         r.validate().map_err(|errors| Error::Invalid {
             key: key.to_string(),

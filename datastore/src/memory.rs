@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::{Backend, Change, ChangeOp, Error, Key, Kind, Result, Revision, Stored};
+use crate::{Backend, Change, ChangeOp, Error, Key, Kind, Result, Revision, Stored, Write};
 
 /// How many changes are kept for watches to resume from.
 pub const HISTORY: usize = 100_000;
@@ -62,6 +62,14 @@ impl MemoryBackend {
 
     /// Applies a write whose checks passed under the same lock acquisition.
     fn commit(&self, mut st: MutexGuard<'_, State>, key: &Key, op: ChangeOp) -> Revision {
+        let rev = Self::apply(&mut st, key, op);
+        drop(st);
+        self.notify.send_replace(rev);
+        rev
+    }
+
+    /// Records one write in the state (its checks passed under the held lock).
+    fn apply(st: &mut State, key: &Key, op: ChangeOp) -> Revision {
         st.revision += 1;
         let rev = st.revision;
         match &op {
@@ -83,8 +91,6 @@ impl MemoryBackend {
         {
             st.compacted = old.revision;
         }
-        drop(st);
-        self.notify.send_replace(rev);
         rev
     }
 }
@@ -165,6 +171,34 @@ impl Backend for MemoryBackend {
             }),
             _ => Ok(self.commit(st, key, ChangeOp::Deleted)),
         }
+    }
+
+    fn transactions(&self) -> bool {
+        true
+    }
+
+    async fn commit(&self, writes: &[Write]) -> Result<Vec<Revision>> {
+        crate::txn::distinct_keys(writes)?;
+        let mut st = self.lock();
+        let mut ops = Vec::with_capacity(writes.len());
+        for w in writes {
+            let current = st.objects.get(&w.key().path()).map(|(_, _, r)| *r);
+            ops.push(match (w.check(current)?, w.value()) {
+                ("create", Some(v)) => ChangeOp::Created(v.clone()),
+                ("update", Some(v)) => ChangeOp::Modified(v.clone()),
+                _ => ChangeOp::Deleted,
+            });
+        }
+        let revs: Vec<Revision> = writes
+            .iter()
+            .zip(ops)
+            .map(|(w, op)| Self::apply(&mut st, w.key(), op))
+            .collect();
+        drop(st);
+        if let Some(last) = revs.last() {
+            self.notify.send_replace(*last);
+        }
+        Ok(revs)
     }
 
     async fn changes(

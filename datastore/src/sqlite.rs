@@ -21,7 +21,9 @@ use futures::stream::BoxStream;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
-use crate::{Backend, CALL_TIMEOUT, Change, ChangeOp, Error, Key, Kind, Result, Revision, Stored};
+use crate::{
+    Backend, CALL_TIMEOUT, Change, ChangeOp, Error, Key, Kind, Result, Revision, Stored, Write,
+};
 
 /// How many changes are kept for watches to resume from.
 pub const HISTORY: u64 = 100_000;
@@ -156,41 +158,65 @@ impl SqliteBackend {
         let key = key.clone();
         self.run(move |conn| {
             let me = |e| Self::map_err(&path, e);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(me)?;
-            let kp = key.path();
-            let current: Option<i64> = tx
-                .query_row("SELECT revision FROM objects WHERE path = ?1", [&kp], |r| r.get(0))
-                .optional()
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(me)?;
-            let op = check(current.map(|r| r as Revision))?;
-            let rev: i64 = tx
-                .query_row("UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value", [], |r| r.get(0))
-                .map_err(me)?;
-            let text = value.as_ref().map(Value::to_string);
-            match &text {
-                Some(t) => tx
-                    .execute(
-                        "INSERT INTO objects (path, kind, value, revision) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT(path) DO UPDATE SET value = excluded.value, revision = excluded.revision",
-                        params![kp, key.kind.name(), t, rev],
-                    )
-                    .map_err(me)?,
-                None => tx.execute("DELETE FROM objects WHERE path = ?1", [&kp]).map_err(me)?,
-            };
-            tx.execute(
-                "INSERT INTO changes (revision, kind, path, op, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![rev, key.kind.name(), kp, op, text],
-            )
-            .map_err(me)?;
-            if (rev as u64).is_multiple_of(1000) && rev as u64 > HISTORY {
-                let floor = rev - HISTORY as i64;
-                tx.execute("DELETE FROM changes WHERE revision <= ?1", [floor]).map_err(me)?;
-                tx.execute("UPDATE meta SET value = ?1 WHERE name = 'compacted'", [floor]).map_err(me)?;
-            }
+            let op = check(Self::current(&tx, &key).map_err(me)?)?;
+            let rev = Self::apply(&tx, &key, value.as_ref(), op).map_err(me)?;
             tx.commit().map_err(me)?;
-            Ok(rev as Revision)
+            Ok(rev)
         })
         .await
+    }
+
+    /// The revision of the object at `key` (None when absent), inside a transaction.
+    fn current(tx: &rusqlite::Transaction<'_>, key: &Key) -> rusqlite::Result<Option<Revision>> {
+        let r: Option<i64> = tx
+            .query_row(
+                "SELECT revision FROM objects WHERE path = ?1",
+                [&key.path()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(r.map(|r| r as Revision))
+    }
+
+    /// Writes (or deletes, when `value` is None) one object under a new global revision and
+    /// logs it, inside a transaction whose checks passed.
+    fn apply(
+        tx: &rusqlite::Transaction<'_>,
+        key: &Key,
+        value: Option<&Value>,
+        op: &str,
+    ) -> rusqlite::Result<Revision> {
+        let kp = key.path();
+        let rev: i64 = tx.query_row(
+            "UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value",
+            [],
+            |r| r.get(0),
+        )?;
+        let text = value.map(Value::to_string);
+        match &text {
+            Some(t) => tx.execute(
+                "INSERT INTO objects (path, kind, value, revision) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(path) DO UPDATE SET value = excluded.value, revision = excluded.revision",
+                params![kp, key.kind.name(), t, rev],
+            )?,
+            None => tx.execute("DELETE FROM objects WHERE path = ?1", [&kp])?,
+        };
+        tx.execute(
+            "INSERT INTO changes (revision, kind, path, op, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![rev, key.kind.name(), kp, op, text],
+        )?;
+        if (rev as u64).is_multiple_of(1000) && rev as u64 > HISTORY {
+            let floor = rev - HISTORY as i64;
+            tx.execute("DELETE FROM changes WHERE revision <= ?1", [floor])?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE name = 'compacted'",
+                [floor],
+            )?;
+        }
+        Ok(rev as Revision)
     }
 
     /// Trims the change log up to `revision` (for tests of re-listing after compaction).
@@ -400,6 +426,34 @@ impl Backend for SqliteBackend {
                 actual: Some(r),
             }),
             _ => Ok("delete"),
+        })
+        .await
+    }
+
+    fn transactions(&self) -> bool {
+        true
+    }
+
+    /// Every write in one `BEGIN IMMEDIATE` transaction: one commit, one sync.
+    async fn commit(&self, writes: &[Write]) -> Result<Vec<Revision>> {
+        crate::txn::distinct_keys(writes)?;
+        let path = self.inner.path.clone();
+        let writes = writes.to_vec();
+        self.run(move |conn| {
+            let me = |e| Self::map_err(&path, e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(me)?;
+            let mut ops = Vec::with_capacity(writes.len());
+            for w in &writes {
+                ops.push(w.check(Self::current(&tx, w.key()).map_err(me)?)?);
+            }
+            let mut revs = Vec::with_capacity(writes.len());
+            for (w, op) in writes.iter().zip(ops) {
+                revs.push(Self::apply(&tx, w.key(), w.value(), op).map_err(me)?);
+            }
+            tx.commit().map_err(me)?;
+            Ok(revs)
         })
         .await
     }

@@ -66,6 +66,7 @@ async fn run(
     tx: mpsc::Sender<WatchEvent>,
 ) {
     let mut last: Option<Revision> = from;
+    let mut at_last: Vec<Key> = Vec::new();
     let mut backoff = MIN_BACKOFF;
     loop {
         let after = match last {
@@ -84,6 +85,7 @@ async fn run(
                         return;
                     }
                     last = Some(rev);
+                    at_last.clear();
                     rev
                 }
                 Err(e) => {
@@ -114,9 +116,19 @@ async fn run(
             tokio::select! {
                 item = stream.next() => match item {
                     Some(Ok(change)) => {
-                        if last.is_some_and(|l| change.revision <= l) {
-                            continue; // already delivered before a reconnect
+                        // Already delivered (before a reconnect)? One revision can carry
+                        // several keys (an etcd transaction), so keys at the last revision
+                        // are remembered.
+                        match last {
+                            Some(l) if change.revision < l => continue,
+                            Some(l) if change.revision == l => {
+                                if at_last.contains(&change.key) {
+                                    continue;
+                                }
+                            }
+                            _ => at_last.clear(),
                         }
+                        at_last.push(change.key.clone());
                         last = Some(change.revision);
                         let ev = match change.op {
                             ChangeOp::Progress => None,

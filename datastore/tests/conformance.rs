@@ -9,7 +9,7 @@ use brindle_datastore::etcd::EtcdBackend;
 use brindle_datastore::memory::MemoryBackend;
 use brindle_datastore::sqlite::SqliteBackend;
 use brindle_datastore::{
-    Datastore, Error, Key, Kind, Resource, Revision, WatchEvent, WatchStream, revision_of,
+    Datastore, Error, Key, Kind, Op, Resource, Revision, WatchEvent, WatchStream, revision_of,
 };
 use brindle_selector::Selector;
 use futures::StreamExt;
@@ -411,6 +411,87 @@ async fn undecodable_objects_are_skipped(h: Harness) {
     assert!(matches!(next(&mut w).await, WatchEvent::Added(r) if r.name() == "later"));
 }
 
+/// Multi-object transactions: all or nothing, the failing write named, and a watch sees every
+/// key of a transaction even when they share one revision (etcd).
+async fn transactions_are_all_or_nothing(h: Harness) {
+    let ds = &h.ds;
+    assert!(ds.transactions());
+    let a = ds.create(&pool("a", "198.18.0.0/24")).await.unwrap();
+    let mut w = ds.watch(Kind::IPPool, None);
+    assert!(matches!(next(&mut w).await, WatchEvent::Added(_)));
+    assert!(matches!(next(&mut w).await, WatchEvent::InSync(_)));
+
+    // One stale precondition: nothing happens, and the error names that write.
+    let stale = with_cidr(&a, "198.18.9.0/24");
+    let a2 = ds.update(&with_cidr(&a, "198.18.1.0/24")).await.unwrap();
+    let err = ds
+        .commit(&[Op::Create(pool("b", "198.18.2.0/24")), Op::Update(stale)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { key, .. } if key.contains("/a")),
+        "{err:?}"
+    );
+    assert!(matches!(
+        ds.get(&Key::new(Kind::IPPool, "b")).await,
+        Err(Error::NotFound { .. })
+    ));
+    let err = ds
+        .commit(&[Op::Create(pool("a", "198.18.3.0/24"))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    let err = ds
+        .commit(&[Op::Delete(Key::new(Kind::IPPool, "zz"), None)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    // One key twice is refused before anything is sent.
+    assert!(
+        ds.commit(&[Op::Update(a2.clone()), Op::Delete(Key::of(&a2), None)])
+            .await
+            .is_err()
+    );
+
+    // All preconditions hold: every write lands.
+    let revs = ds
+        .commit(&[
+            Op::Create(pool("b", "198.18.2.0/24")),
+            Op::Update(with_cidr(&a2, "198.18.4.0/24")),
+            Op::Create(policy("ns", "p")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(revs.len(), 3);
+    assert_eq!(
+        spec_cidr(&ds.get(&Key::new(Kind::IPPool, "a")).await.unwrap()),
+        "198.18.4.0/24"
+    );
+    assert_eq!(
+        spec_cidr(&ds.get(&Key::new(Kind::IPPool, "b")).await.unwrap()),
+        "198.18.2.0/24"
+    );
+    // The watch sees the first write (the update of a), the transaction's two pool writes.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match next(&mut w).await {
+            WatchEvent::Added(r) | WatchEvent::Modified(r) => {
+                seen.push((r.name().to_string(), spec_cidr(&r)))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("a".to_string(), "198.18.1.0/24".to_string()),
+            ("a".to_string(), "198.18.4.0/24".to_string()),
+            ("b".to_string(), "198.18.2.0/24".to_string())
+        ]
+    );
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod memory_backend {
@@ -436,6 +517,7 @@ conformance!(
     watch_survives_disconnects,
     concurrent_cas_loses_nothing,
     undecodable_objects_are_skipped,
+    transactions_are_all_or_nothing,
 );
 
 #[tokio::test]
