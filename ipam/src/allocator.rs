@@ -12,7 +12,8 @@ use ipnetwork::IpNetwork;
 
 use crate::claim::{Claim, claim, host_affinity, node_blocks};
 use crate::pools::{Candidate, eligible};
-use crate::{Error, Result, attr, block, block_name, handle, resolve};
+use crate::resolve::{self, Resend};
+use crate::{Error, Result, attr, block, block_name, handle};
 
 /// Cluster-wide IPAM settings (from the `default` IPAMConfiguration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,7 @@ pub struct Ipam {
 
 /// Which blocks an allocation may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// Only a block affine to this node.
     Affine,
     /// Any block not affine to this node (borrowing).
@@ -407,93 +408,6 @@ impl Ipam {
         Ok(None)
     }
 
-    /// Takes up to `n` addresses from one block: the handle is charged first, then the block
-    /// is compare-and-swapped, then any over-charge is given back.
-    async fn allocate_in(
-        &self,
-        cidr: &IpNetwork,
-        n: usize,
-        attr: &AllocationAttribute,
-        reserved: &[IpNetwork],
-        node: &str,
-        mode: Mode,
-    ) -> Result<Vec<IpAddr>> {
-        let handle_id = attr.handle_id.clone().unwrap_or_default();
-        let bname = cidr.to_string();
-        let key = Key::new(Kind::IPAMBlock, block_name(cidr));
-        let usable = |b: &IPAMBlock| {
-            let mine = b.spec.affinity.as_deref() == Some(host_affinity(node).as_str());
-            !b.spec.deleted
-                && (mode == Mode::Affine) == mine
-                && b.spec.unallocated.iter().any(|o| {
-                    !reserved
-                        .iter()
-                        .any(|r| r.contains(block::ordinal_addr(cidr, *o)))
-                })
-        };
-        // Look before charging the handle: a full block costs one read, not two handle writes.
-        // The block read here also serves the first compare-and-swap attempt.
-        let first = match self.ds.get(&key).await {
-            Ok(Resource::IPAMBlock(b)) if usable(&b) => b,
-            Ok(_) | Err(DsError::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let now: u64 = attr
-            .secondary
-            .get(attr::TIMESTAMP)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
-        handle::add(self, &handle_id, &bname, n as u32, node, now).await?;
-        let ds = &self.ds;
-        let pending = std::sync::Mutex::new(Some(first));
-        let taken = retry_on_conflict(&self.retry, &key.to_string(), || async {
-            let cached = pending.lock().ok().and_then(|mut p| p.take());
-            let mut b = match cached {
-                Some(b) => b,
-                None => match ds.get(&key).await {
-                    Ok(Resource::IPAMBlock(b)) => b,
-                    Ok(_) | Err(DsError::NotFound { .. }) => return Ok(Vec::new()),
-                    Err(e) => return Err(e),
-                },
-            };
-            if !usable(&b) {
-                return Ok(Vec::new());
-            }
-            let seq = b.spec.sequence_number;
-            let ips = block::allocate(&mut b.spec, cidr, n, attr, |ip| {
-                reserved.iter().any(|r| r.contains(ip))
-            });
-            if ips.is_empty() {
-                return Ok(ips);
-            }
-            match ds.update(&Resource::IPAMBlock(b.clone())).await {
-                Ok(_) => Ok(ips),
-                Err(e) if e.is_ambiguous() => {
-                    resolve::block_write(self, &key, &b, &ips, seq, &handle_id)
-                        .await
-                        .map(|()| ips)
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .await;
-        let taken = match taken {
-            Ok(t) => t,
-            Err(e) => {
-                // Give the charge back only when the block write surely failed; if its outcome
-                // is unknown the handle stays over-charged, which release and GC repair.
-                if !e.is_ambiguous() {
-                    handle::sub(self, &handle_id, &bname, n as u32).await?;
-                }
-                return Err(e.into());
-            }
-        };
-        if taken.len() < n {
-            handle::sub(self, &handle_id, &bname, (n - taken.len()) as u32).await?;
-        }
-        Ok(taken)
-    }
-
     /// Assigns one specific address (the `ipAddrs` annotation). It must lie in a pool, not be
     /// reserved, and be free.
     pub async fn assign_ip(&self, ip: IpAddr, args: &AssignArgs) -> Result<()> {
@@ -527,7 +441,7 @@ impl Ipam {
             match ds.update(&Resource::IPAMBlock(b.clone())).await {
                 Ok(_) => Ok(Ok(())),
                 Err(e) if e.is_ambiguous() => {
-                    resolve::block_write(self, &key, &b, &[ip], seq, &args.handle)
+                    resolve::block_write(self, &key, &b, &[ip], seq, &args.handle, Resend::Block)
                         .await
                         .map(Ok)
                 }

@@ -34,6 +34,26 @@ pub const CREATED: &str = "brindle.dev/created";
 /// Annotation on a handle: the node that created it.
 pub const NODE: &str = "brindle.dev/node";
 
+/// A new handle holding `n` addresses in `block`, created by `node` at `now` (Unix seconds).
+pub fn fresh(
+    handle: &str,
+    block: &str,
+    n: u32,
+    node: &str,
+    now: u64,
+) -> std::result::Result<Resource, DsError> {
+    resource_from_value(json!({"apiVersion": brindle_crds::API_VERSION,
+        "kind": "IPAMHandle", "metadata": {"name": handle_name(handle),
+            "annotations": {CREATED: now.to_string(), NODE: node}},
+        "spec": {"handleID": handle, "block": {block: n}}}))
+    .map_err(|e| DsError::Internal(format!("handle {handle}: {e:?}")))
+}
+
+/// The datastore key of a handle.
+pub fn key_of(handle: &str) -> Key {
+    key(handle)
+}
+
 /// Records `n` more addresses of `handle` in `block`; `node` and `now` (Unix seconds) are
 /// recorded when the handle is created.
 pub async fn add(
@@ -45,13 +65,7 @@ pub async fn add(
     now: u64,
 ) -> Result<()> {
     let ds = ipam.datastore();
-    let fresh = |n: u32| {
-        resource_from_value(json!({"apiVersion": brindle_crds::API_VERSION,
-            "kind": "IPAMHandle", "metadata": {"name": handle_name(handle),
-                "annotations": {CREATED: now.to_string(), NODE: node}},
-            "spec": {"handleID": handle, "block": {block: n}}}))
-        .map_err(|e| DsError::Internal(format!("handle {handle}: {e:?}")))
-    };
+    let fresh = |n: u32| fresh(handle, block, n, node, now);
     // Most handles are new (one per pod): try creating first, saving a read.
     match ds.create(&fresh(n)?).await {
         Ok(_) => return Ok(()),

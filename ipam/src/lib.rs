@@ -23,6 +23,7 @@ pub mod claim;
 pub mod handle;
 pub mod pools;
 mod resolve;
+mod take;
 
 use std::net::IpAddr;
 

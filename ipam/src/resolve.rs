@@ -23,7 +23,7 @@
 use std::net::IpAddr;
 
 use brindle_crds::{IPAMBlock, Resource};
-use brindle_datastore::{Error as DsError, Key, Result as DsResult, revision_of};
+use brindle_datastore::{Error as DsError, Key, Op, Result as DsResult, revision_of};
 use ipnetwork::IpNetwork;
 
 use crate::{Ipam, block};
@@ -53,6 +53,15 @@ pub(crate) fn holds(b: &IPAMBlock, ips: &[IpAddr], seq: u64, handle: &str) -> bo
     })
 }
 
+/// How the write is sent again while its block is unchanged.
+#[derive(Clone, Copy)]
+pub(crate) enum Resend<'a> {
+    /// The block alone (the handle was charged before).
+    Block,
+    /// The transaction that charges the handle and writes the block together.
+    Txn(&'a [Op]),
+}
+
 /// Settles a block write (`written`, which took `ips` for `handle` at sequence `seq`) that
 /// failed ambiguously. Ok: it committed. Conflict: it did not and never will. Any other error
 /// (ambiguous again): still unknown.
@@ -63,6 +72,7 @@ pub(crate) async fn block_write(
     ips: &[IpAddr],
     seq: u64,
     handle: &str,
+    resend: Resend<'_>,
 ) -> DsResult<()> {
     let ds = ipam.datastore();
     let base = revision_of(&Resource::IPAMBlock(written.clone()));
@@ -95,9 +105,23 @@ pub(crate) async fn block_write(
             tracing::info!(target: "ipam", %key, handle, "an ambiguous block write did not commit");
             return Err(never(rev));
         }
-        match ds.update(&Resource::IPAMBlock(written.clone())).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_ambiguous() || matches!(e, DsError::Conflict { .. }) => last = Some(e),
+        let sent = match resend {
+            Resend::Block => ds
+                .update(&Resource::IPAMBlock(written.clone()))
+                .await
+                .map(|_| ()),
+            Resend::Txn(ops) => ds.commit(ops).await.map(|_| ()),
+        };
+        match sent {
+            Ok(()) => return Ok(()),
+            // A precondition failed: the block (or the handle) moved meanwhile, perhaps by
+            // our own first write landing late. The next read tells.
+            Err(
+                e @ (DsError::Conflict { .. }
+                | DsError::AlreadyExists { .. }
+                | DsError::NotFound { .. }),
+            ) => last = Some(e),
+            Err(e) if e.is_ambiguous() => last = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -108,10 +132,12 @@ pub(crate) async fn block_write(
     // A conflict on the last re-send means the block moved: settled as not committed only
     // if a final read agrees, so report it as unknown rather than guess.
     Err(match e {
-        DsError::Conflict { .. } => DsError::Unavailable {
-            endpoint: ds.endpoint(),
-            reason: format!("outcome of the write to {key} still unknown"),
-        },
+        DsError::Conflict { .. } | DsError::AlreadyExists { .. } | DsError::NotFound { .. } => {
+            DsError::Unavailable {
+                endpoint: ds.endpoint(),
+                reason: format!("outcome of the write to {key} still unknown"),
+            }
+        }
         e => e,
     })
 }

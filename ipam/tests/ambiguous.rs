@@ -1,5 +1,6 @@
 //! Writes that time out but may have committed (issue: ambiguous timeouts). A wrapper backend
-//! makes some IPAMBlock writes fail with `Unavailable` in three ways: after committing, without
+//! makes some IPAMBlock writes (single, or in a transaction with the handle) fail with
+//! `Unavailable` in three ways: after committing, without
 //! committing, and committing late (after the caller was told it failed). Allocations run
 //! concurrently through it on SQLite and etcd; then, whatever each caller was told:
 //!
@@ -18,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use brindle_crds::document::resource_from_value;
 use brindle_crds::{Kind, Resource};
-use brindle_datastore::{Backend, Change, Datastore, Error, Key, Result, Revision, Stored};
+use brindle_datastore::{Backend, Change, Datastore, Error, Key, Result, Revision, Stored, Write};
 use brindle_ipam::{AssignArgs, Ipam};
 use futures::stream::BoxStream;
 use ipnetwork::IpNetwork;
@@ -41,6 +42,9 @@ struct Ambiguous {
     every: usize,
     updates: AtomicUsize,
     faults: AtomicUsize,
+    /// Offer the backend's multi-object transactions (handle and block in one commit), or
+    /// hide them (handle first, then block, as on Kubernetes).
+    txn: bool,
 }
 
 fn unavailable() -> Error {
@@ -86,6 +90,32 @@ impl Backend for Ambiguous {
             }
         }
     }
+    fn transactions(&self) -> bool {
+        self.txn
+    }
+    async fn commit(&self, writes: &[Write]) -> Result<Vec<Revision>> {
+        let n = self.updates.fetch_add(1, Ordering::SeqCst) + 1;
+        let touches_block = writes.iter().any(|w| w.key().kind == Kind::IPAMBlock);
+        if !touches_block || !n.is_multiple_of(self.every) {
+            return self.inner.commit(writes).await;
+        }
+        self.faults.fetch_add(1, Ordering::SeqCst);
+        match self.fault {
+            Fault::CommitThenFail => {
+                let _ = self.inner.commit(writes).await;
+                Err(unavailable())
+            }
+            Fault::Lost => Err(unavailable()),
+            Fault::LateCommit => {
+                let (inner, writes) = (self.inner.clone(), writes.to_vec());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    let _ = inner.commit(&writes).await;
+                });
+                Err(unavailable())
+            }
+        }
+    }
     async fn delete(&self, key: &Key, expected: Option<Revision>) -> Result<Revision> {
         self.inner.delete(key, expected).await
     }
@@ -101,7 +131,7 @@ impl Backend for Ambiguous {
 const TASKS: usize = 4;
 const PER_TASK: usize = 12;
 
-async fn run(spec: &str, fault: Fault) {
+async fn run(spec: &str, fault: Fault, txn: bool) {
     let plain = brindle_datastore::open(spec).await.unwrap();
     let pool = resource_from_value(json!({"apiVersion": "brindle.dev/v1", "kind": "IPPool",
         "metadata": {"name": "p"}, "spec": {"cidr": "198.18.0.0/24", "blockSize": 28}}))
@@ -113,6 +143,7 @@ async fn run(spec: &str, fault: Fault) {
         every: 3,
         updates: AtomicUsize::new(0),
         faults: AtomicUsize::new(0),
+        txn,
     });
     let ipam = Ipam::new(Datastore::new(wrapper.clone()));
 
@@ -145,7 +176,7 @@ async fn run(spec: &str, fault: Fault) {
     let faults = wrapper.faults.load(Ordering::SeqCst);
     let failed = told.iter().filter(|(_, r)| r.is_err()).count();
     eprintln!(
-        "{spec} {fault:?}: {faults} injected faults, {failed} of {} allocations reported failed",
+        "{spec} {fault:?} (transactions {txn}): {faults} injected faults, {failed} of {} allocations reported failed",
         told.len()
     );
     assert!(faults >= 5, "too few faults injected ({faults})");
@@ -211,41 +242,40 @@ async fn run(spec: &str, fault: Fault) {
     );
 }
 
-async fn sqlite(fault: Fault) {
+async fn sqlite(fault: Fault, txn: bool) {
     let dir = tempfile::tempdir().unwrap();
     run(
         &format!("sqlite:{}", dir.path().join("ipam.db").display()),
         fault,
+        txn,
     )
     .await;
 }
 
-async fn etcd(fault: Fault) {
+async fn etcd(fault: Fault, txn: bool) {
     let server = brindle_tests::etcd::EtcdServer::start();
-    run(&format!("etcd:{}", server.url()), fault).await;
+    run(&format!("etcd:{}", server.url()), fault, txn).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_commit_then_timeout() {
-    sqlite(Fault::CommitThenFail).await;
+macro_rules! cases {
+    ($($name:ident: $backend:ident $fault:ident;)*) => {
+        mod handle_then_block {
+            use super::*;
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { $backend(Fault::$fault, false).await } )*
+        }
+        mod one_transaction {
+            use super::*;
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { $backend(Fault::$fault, true).await } )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_lost_write() {
-    sqlite(Fault::Lost).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_late_commit() {
-    sqlite(Fault::LateCommit).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_commit_then_timeout() {
-    etcd(Fault::CommitThenFail).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_late_commit() {
-    etcd(Fault::LateCommit).await;
+cases! {
+    sqlite_commit_then_timeout: sqlite CommitThenFail;
+    sqlite_lost_write: sqlite Lost;
+    sqlite_late_commit: sqlite LateCommit;
+    etcd_commit_then_timeout: etcd CommitThenFail;
+    etcd_late_commit: etcd LateCommit;
 }
