@@ -19,6 +19,7 @@
 pub mod etcd;
 pub mod kubernetes;
 pub mod memory;
+pub mod reflector;
 pub mod retry;
 pub mod sqlite;
 pub mod txn;
