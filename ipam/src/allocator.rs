@@ -26,6 +26,17 @@ pub struct IpamConfig {
     pub auto_allocate_blocks: bool,
 }
 
+impl IpamConfig {
+    /// The settings an IPAMConfiguration asks for.
+    pub fn from_spec(spec: &brindle_crds::ipam::IPAMConfigurationSpec) -> IpamConfig {
+        IpamConfig {
+            strict_affinity: spec.strict_affinity,
+            max_blocks_per_host: spec.max_blocks_per_host.filter(|n| *n > 0),
+            auto_allocate_blocks: spec.auto_allocate_blocks.unwrap_or(true),
+        }
+    }
+}
+
 impl Default for IpamConfig {
     fn default() -> Self {
         IpamConfig {
@@ -78,6 +89,8 @@ pub struct Ipam {
     /// full blocks does not read them all for every allocation. A cache only: correctness
     /// never depends on it.
     hints: std::sync::Arc<std::sync::Mutex<BTreeMap<String, IpNetwork>>>,
+    /// Pools, reservations, configuration and node labels from watches ([`Ipam::with_cache`]).
+    pub(crate) cache: Option<crate::cache::Feed>,
 }
 
 /// Which blocks an allocation may use.
@@ -99,6 +112,7 @@ impl Ipam {
                 ..RetryPolicy::default()
             },
             hints: Default::default(),
+            cache: None,
         }
     }
 
@@ -114,16 +128,15 @@ impl Ipam {
 
     /// The cluster's IPAM settings (defaults when no IPAMConfiguration exists).
     pub async fn config(&self) -> Result<IpamConfig> {
+        if let Some(v) = self.view() {
+            return Ok(v.config.clone());
+        }
         match self
             .ds
             .get(&Key::new(Kind::IPAMConfiguration, "default"))
             .await
         {
-            Ok(Resource::IPAMConfiguration(c)) => Ok(IpamConfig {
-                strict_affinity: c.spec.strict_affinity,
-                max_blocks_per_host: c.spec.max_blocks_per_host.filter(|n| *n > 0),
-                auto_allocate_blocks: c.spec.auto_allocate_blocks.unwrap_or(true),
-            }),
+            Ok(Resource::IPAMConfiguration(c)) => Ok(IpamConfig::from_spec(&c.spec)),
             Ok(_) | Err(DsError::NotFound { .. }) => Ok(IpamConfig::default()),
             Err(e) => Err(e.into()),
         }
@@ -131,6 +144,9 @@ impl Ipam {
 
     /// All pools.
     pub async fn pools(&self) -> Result<Vec<IPPool>> {
+        if let Some(v) = self.view() {
+            return Ok(v.pools.clone());
+        }
         Ok(self
             .ds
             .list(Kind::IPPool, None, None)
@@ -148,6 +164,9 @@ impl Ipam {
 
     /// Every reserved network (IPReservations).
     pub async fn reservations(&self) -> Result<Vec<IpNetwork>> {
+        if let Some(v) = self.view() {
+            return Ok(v.reserved.clone());
+        }
         let mut out = Vec::new();
         for r in self.ds.list(Kind::IPReservation, None, None).await? {
             if let Resource::IPReservation(res) = r {
@@ -164,6 +183,9 @@ impl Ipam {
 
     /// The node's labels (from its Node resource; empty when it has none).
     pub async fn node_labels(&self, node: &str) -> Result<BTreeMap<String, String>> {
+        if let Some(v) = self.view() {
+            return Ok(v.labels.get(node).cloned().unwrap_or_default());
+        }
         match self.ds.get(&Key::new(Kind::Node, node)).await {
             Ok(r) => Ok(r.metadata().labels.clone().unwrap_or_default()),
             Err(DsError::NotFound { .. }) => Ok(BTreeMap::new()),

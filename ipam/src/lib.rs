@@ -18,6 +18,7 @@
 
 pub mod allocator;
 pub mod block;
+mod cache;
 pub mod check;
 pub mod claim;
 pub mod handle;

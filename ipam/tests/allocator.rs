@@ -473,6 +473,89 @@ async fn release_after_pool_changes(e: Env) {
     assert!(report.handle_mismatches.is_empty(), "{report:?}");
 }
 
+/// The watch-fed cache of pools, reservations, configuration and labels: allocations follow
+/// changes to each (within a bounded wait for the watch), and never break safety meanwhile.
+async fn cached_view_follows_changes(e: Env) {
+    let ds = e.ipam.datastore().clone();
+    pool(
+        &ds,
+        "a",
+        "198.18.0.0/24",
+        28,
+        json!({"nodeSelector": "zone == 'x'"}),
+    )
+    .await;
+    node(&ds, "n1", json!({"zone": "x"})).await;
+    let ipam = e.ipam.clone().with_cache();
+    let got = ipam.auto_assign(&args("net.c1", "n1")).await.unwrap();
+    assert!(net("198.18.0.0/24").contains(got.v4[0]));
+
+    // Within 10 s (bounded), each change shows: a new pool for a relabelled node, a
+    // reservation, strictAffinity.
+    async fn eventually<F, Fut>(what: &str, mut f: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..200 {
+            if f().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the cached view never showed {what}");
+    }
+    pool(
+        &ds,
+        "b",
+        "198.18.1.0/24",
+        28,
+        json!({"nodeSelector": "zone == 'y'"}),
+    )
+    .await;
+    node(&ds, "n1", json!({"zone": "y"})).await;
+    let mut i = 0;
+    eventually("pool b for the relabelled node", || {
+        i += 1;
+        let (ipam, h) = (ipam.clone(), format!("net.c2-{i}"));
+        async move {
+            let a = ipam.auto_assign(&args(&h, "n1")).await.unwrap();
+            net("198.18.1.0/24").contains(a.v4[0])
+        }
+    })
+    .await;
+    apply(
+        &ds,
+        json!({"apiVersion": "brindle.dev/v1", "kind": "IPReservation",
+        "metadata": {"name": "r"}, "spec": {"reservedCIDRs": ["198.18.9.0/24"]}}),
+    )
+    .await;
+    eventually("the reservation", || {
+        let ipam = ipam.clone();
+        async move { ipam.reservations().await.unwrap() == vec![net("198.18.9.0/24")] }
+    })
+    .await;
+    ipam_config(&ds, true, Some(3)).await;
+    eventually("strictAffinity", || {
+        let ipam = ipam.clone();
+        async move { ipam.config().await.unwrap().strict_affinity }
+    })
+    .await;
+    // Every address handed out through the cache is unique and counted by its handle.
+    let report = ipam
+        .check(
+            &LiveState {
+                nodes: Some(["n1".to_string()].into()),
+                handles: None,
+                ..Default::default()
+            },
+            2_000,
+        )
+        .await
+        .unwrap();
+    assert!(report.duplicates.is_empty(), "{report:?}");
+}
+
 macro_rules! on_both {
     ($($t:ident),* $(,)?) => {
         mod sqlite_backend { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $t() { super::$t(super::sqlite().await).await } )* }
@@ -488,5 +571,6 @@ on_both!(
     fixed_ips_and_reservations,
     check_and_gc,
     gc_never_frees_a_reused_address,
-    release_after_pool_changes
+    release_after_pool_changes,
+    cached_view_follows_changes
 );
