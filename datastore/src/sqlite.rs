@@ -30,8 +30,16 @@ pub const HISTORY: u64 = 100_000;
 /// How often a watch polls the change log.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Reader connections per process: reads (and watches' polls) run on these, so they never
+/// queue behind a write holding the writer connection (WAL lets readers and one writer run
+/// at once).
+const READERS: usize = 2;
+
 struct Inner {
+    /// The one connection that writes.
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     path: PathBuf,
 }
 
@@ -47,6 +55,12 @@ impl std::fmt::Debug for SqliteBackend {
             .field("path", &self.inner.path)
             .finish()
     }
+}
+
+/// Locks a connection. A panic in another call cannot have left a transaction open: rusqlite
+/// rolls back a transaction dropped during unwinding.
+fn relock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn unavailable(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -110,24 +124,59 @@ impl SqliteBackend {
              COMMIT;",
         )
         .map_err(|e| unavailable(&path, e))?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let mut r = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
+            r.busy_handler(Some(busy_wait))
+                .map_err(|e| unavailable(&path, e))?;
+            readers.push(Mutex::new(r));
+        }
         Ok(SqliteBackend {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
+                readers,
+                next_reader: Default::default(),
                 path,
             }),
         })
     }
 
-    /// Runs `f` on the connection in a blocking thread, bounded by [`CALL_TIMEOUT`] plus a
-    /// margin (SQLite's own busy timeout fires first).
+    /// Runs `f` on the writer connection in a blocking thread, bounded by [`CALL_TIMEOUT`]
+    /// plus a margin (SQLite's own busy timeout fires first).
     async fn run<T: Send + 'static>(
         &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.run_on(false, f).await
+    }
+
+    /// Like [`Self::run`], on a reader connection (the first free one, else the next in turn).
+    async fn run_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.run_on(true, f).await
+    }
+
+    async fn run_on<T: Send + 'static>(
+        &self,
+        read: bool,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let inner = self.inner.clone();
         let path = inner.path.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let mut conn = inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut conn = if read {
+                let n = inner.readers.len();
+                let start = inner
+                    .next_reader
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (0..n)
+                    .find_map(|i| inner.readers[(start + i) % n].try_lock().ok())
+                    .unwrap_or_else(|| relock(&inner.readers[start % n]))
+            } else {
+                relock(&inner.conn)
+            };
             f(&mut conn)
         });
         match tokio::time::timeout(CALL_TIMEOUT + Duration::from_secs(1), task).await {
@@ -244,7 +293,7 @@ impl SqliteBackend {
 
     async fn changes_after(&self, kind: Kind, after: Revision) -> Result<Vec<Change>> {
         let path = self.inner.path.clone();
-        self.run(move |conn| {
+        self.run_read(move |conn| {
             let me = |e| Self::map_err(&path, e);
             let tx = conn.transaction().map_err(me)?;
             let compacted: i64 = tx
@@ -330,7 +379,7 @@ impl Backend for SqliteBackend {
     async fn get(&self, key: &Key) -> Result<Stored> {
         let path = self.inner.path.clone();
         let key = key.clone();
-        self.run(move |conn| {
+        self.run_read(move |conn| {
             let row: Option<(String, i64)> = conn
                 .query_row(
                     "SELECT value, revision FROM objects WHERE path = ?1",
@@ -355,7 +404,7 @@ impl Backend for SqliteBackend {
             Some(ns) if kind.namespaced() => format!("{}/{ns}/", kind.plural()),
             _ => format!("{}/", kind.plural()),
         };
-        self.run(move |conn| {
+        self.run_read(move |conn| {
             let me = |e| Self::map_err(&path, e);
             // One read transaction: the listing and the revision are from the same snapshot.
             let tx = conn.transaction().map_err(me)?;

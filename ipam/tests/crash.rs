@@ -1,6 +1,7 @@
 //! Crash and power cut on SQLite (`synchronous=FULL`, the default).
 //!
-//! One process allocates and releases, writing a journal line after every answer it gets;
+//! One process allocates and releases, writing a journal line before each release and after
+//! every answer it gets;
 //! it is SIGKILLed mid-run. Then:
 //!
 //! - **kill**: the database as the process left it holds every allocation the journal says was
@@ -67,6 +68,7 @@ fn child() {
                 held.push(handle);
             } else {
                 let h = held.swap_remove(rng.usize(0..held.len()));
+                j.write_all(format!("release {h}\n").as_bytes()).unwrap();
                 ipam.release_by_handle(&h).await.unwrap();
                 j.write_all(format!("released {h}\n").as_bytes()).unwrap();
             }
@@ -74,7 +76,8 @@ fn child() {
     });
 }
 
-/// handle → address, for the allocations the journal says are acknowledged and not released.
+/// handle → address, for the allocations the journal says are acknowledged and not being
+/// released (a release the kill interrupted may or may not have committed).
 fn acknowledged(journal: &Path) -> BTreeMap<String, IpAddr> {
     let mut held = BTreeMap::new();
     for line in std::fs::read_to_string(journal).unwrap().lines() {
@@ -85,7 +88,8 @@ fn acknowledged(journal: &Path) -> BTreeMap<String, IpAddr> {
                     held.insert(h.to_string(), ip);
                 }
             }
-            ["released", h] => {
+            // Announced before the call: from here on its outcome is unknown until "released".
+            ["release", h] | ["released", h] => {
                 held.remove(*h);
             }
             _ => {} // a line cut by the kill
