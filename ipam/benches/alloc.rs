@@ -4,8 +4,9 @@
 //! fixed time, either as tasks in one process or as separate processes (as CNI plugins are:
 //! this binary run again in child mode), with 1, 8 and 32 allocators, on SQLite with
 //! `synchronous=FULL` and NORMAL and on a local etcd whose data is on the disk (not tmpfs).
-//! Every allocator serves pools, reservations, configuration and node labels from watches
-//! (`Ipam::with_cache`), as a long-running allocator does. Reports allocations/s and p50/p99
+//! Allocator tasks serve pools, reservations, configuration and node labels from watches
+//! (`Ipam::with_cache`), as a long-running allocator does; allocator processes read them each
+//! time, as a CNI plugin does. Reports allocations/s and p50/p99
 //! latency, and checks after every run that no address was handed out twice. Not a test.
 //!
 //! `BENCH_BACKENDS=sqlite-full,etcd` and `BENCH_MODES=tasks,processes` choose what runs;
@@ -98,7 +99,8 @@ fn child(spec: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let ipam = Ipam::new(brindle_datastore::open(spec).await.unwrap()).with_cache();
+        // No watch-fed cache: a CNI plugin is a short-lived process that reads what it needs.
+        let ipam = Ipam::new(brindle_datastore::open(spec).await.unwrap());
         let wait = start_ms.saturating_sub(unix_ms());
         tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         let lat = allocate_until(&ipam, node, prefix, Instant::now() + run_for()).await;
