@@ -204,14 +204,23 @@ fn peer_json(p: &pb::Peer) -> serde_json::Value {
         "localAS": p.local_as, "remoteAS": p.remote_as, "remoteRouterID": p.remote_router_id,
         "sessionType": if p.session_type == pb::SessionType::Ebgp as i32 { "eBGP" } else { "iBGP" },
         "routeReflectorClient": p.route_reflector_client, "clusterID": p.cluster_id,
-        "lastError": error_text(p), "negotiatedHoldTime": p.negotiated_hold_time,
+        "lastError": error_text(p), "configuredHoldTime": p.configured_hold_time,
+        "negotiatedHoldTime": p.negotiated_hold_time,
         "negotiatedKeepalive": p.negotiated_keepalive, "md5": p.md5,
         "ttlSecurityHops": p.ttl_security_hops, "passive": p.passive,
         "capabilities": p.capabilities, "gracefulRestartTime": p.graceful_restart_time,
         "staleFamilies": p.stale_families, "flaps": p.flaps,
         "families": p.families.iter().map(|f| serde_json::json!({"family": f.family,
             "received": f.received, "accepted": f.accepted, "advertised": f.advertised})).collect::<Vec<_>>(),
+        "messages": p.messages.as_ref().map(|m| serde_json::json!({
+            "sent": m.sent.as_ref().map(count_json), "received": m.received.as_ref().map(count_json),
+        })),
     })
+}
+
+fn count_json(c: &pb::MessageCount) -> serde_json::Value {
+    serde_json::json!({"open": c.open, "update": c.update, "notification": c.notification,
+        "keepalive": c.keepalive, "routeRefresh": c.route_refresh})
 }
 
 /// `node status`: calicoctl's view (plus since and last error).

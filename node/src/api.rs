@@ -164,7 +164,7 @@ pub fn peer_msg(p: &PeerState, d: Option<&DesiredPeer>) -> pb::Peer {
             sent: e.sent,
             seconds_ago: p.last_error_age.map(|a| a.as_secs()).unwrap_or(0),
         }),
-        configured_hold_time: 90,
+        configured_hold_time: u32::from(s.configured_hold_time),
         negotiated_hold_time: caps.map(|c| u32::from(c.hold_time)).unwrap_or(0),
         negotiated_keepalive: caps.map(|c| u32::from(c.keepalive)).unwrap_or(0),
         md5: d.is_some_and(|d| d.password.is_some()),
@@ -187,6 +187,20 @@ pub fn peer_msg(p: &PeerState, d: Option<&DesiredPeer>) -> pb::Peer {
             })
             .collect(),
         flaps: s.flaps,
+        messages: Some(pb::MessageCounters {
+            sent: Some(count_msg(&s.messages.sent)),
+            received: Some(count_msg(&s.messages.received)),
+        }),
+    }
+}
+
+fn count_msg(c: &brindle_bgp_core::MessageCount) -> pb::MessageCount {
+    pb::MessageCount {
+        open: c.open,
+        update: c.update,
+        notification: c.notification,
+        keepalive: c.keepalive,
+        route_refresh: c.route_refresh,
     }
 }
 

@@ -97,6 +97,8 @@ pub(crate) struct Neighbor {
     pub gr_stale: BTreeSet<Family>,
     /// Session flaps, for status.
     pub flaps: u32,
+    /// Messages sent and received, for status.
+    pub messages: crate::status::MessageCounters,
 }
 
 impl Neighbor {
@@ -117,6 +119,7 @@ impl Neighbor {
             synced: false,
             gr_stale: BTreeSet::new(),
             flaps: 0,
+            messages: Default::default(),
         }
     }
 

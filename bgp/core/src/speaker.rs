@@ -129,7 +129,34 @@ impl Speaker {
         let mut out = Vec::new();
         self.apply(input, now, &mut out);
         self.finish(now, &mut out);
+        self.count_sent(&out);
         out
+    }
+
+    /// Counts every message the outputs send, per neighbor and type.
+    fn count_sent(&mut self, out: &[Output]) {
+        for o in out {
+            match o {
+                Output::Send { peer, msg, .. } => {
+                    if let Some(n) = self.neighbors.get_mut(peer) {
+                        n.messages.sent.count(msg.kind().to_u8());
+                    }
+                }
+                Output::SendEncoded { peer, bytes, .. } => {
+                    let Some(n) = self.neighbors.get_mut(peer) else {
+                        continue;
+                    };
+                    // Whole messages back to back: length at bytes 16-17, type at 18.
+                    let mut at = 0;
+                    while at + 19 <= bytes.len() {
+                        let len = u16::from_be_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
+                        n.messages.sent.count(bytes[at + 18]);
+                        at += len.max(19);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     fn apply(&mut self, input: Input, now: Instant, out: &mut Vec<Output>) {
@@ -158,7 +185,12 @@ impl Speaker {
                 conn_id,
                 msg,
                 findings,
-            } => self.message(peer, conn_id, msg, findings, now, out),
+            } => {
+                if let Some(n) = self.neighbors.get_mut(&peer) {
+                    n.messages.received.count(msg.kind().to_u8());
+                }
+                self.message(peer, conn_id, msg, findings, now, out)
+            }
             Input::DecodeError {
                 peer,
                 conn_id,

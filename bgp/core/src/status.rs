@@ -37,6 +37,50 @@ pub struct FamilyCounters {
     pub advertised: usize,
 }
 
+/// Messages of each type, one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MessageCount {
+    /// OPEN.
+    pub open: u64,
+    /// UPDATE (End-of-RIB markers included).
+    pub update: u64,
+    /// NOTIFICATION.
+    pub notification: u64,
+    /// KEEPALIVE.
+    pub keepalive: u64,
+    /// ROUTE-REFRESH.
+    pub route_refresh: u64,
+}
+
+impl MessageCount {
+    /// Counts one message of wire type `code` (1 OPEN ... 5 ROUTE-REFRESH; others ignored).
+    pub fn count(&mut self, code: u8) {
+        match code {
+            1 => self.open += 1,
+            2 => self.update += 1,
+            3 => self.notification += 1,
+            4 => self.keepalive += 1,
+            5 => self.route_refresh += 1,
+            _ => {}
+        }
+    }
+
+    /// Every message counted.
+    pub fn total(&self) -> u64 {
+        self.open + self.update + self.notification + self.keepalive + self.route_refresh
+    }
+}
+
+/// Messages sent to and received from one neighbor, over every session since it was
+/// configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MessageCounters {
+    /// Sent by us.
+    pub sent: MessageCount,
+    /// Received (and decoded).
+    pub received: MessageCount,
+}
+
 /// What the established session negotiated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapabilitySummary {
@@ -89,6 +133,10 @@ pub struct PeerStatus {
     pub capabilities: Option<CapabilitySummary>,
     /// Families whose routes are held stale by the graceful restart helper.
     pub stale_families: Vec<Family>,
+    /// Messages by type and direction.
+    pub messages: MessageCounters,
+    /// The hold time we offer (configured), in seconds.
+    pub configured_hold_time: u16,
 }
 
 /// One path of a Loc-RIB entry.
@@ -168,6 +216,8 @@ impl Speaker {
             families,
             capabilities,
             stale_families: n.gr_stale.iter().copied().collect(),
+            messages: n.messages,
+            configured_hold_time: n.config.hold_time,
         }
     }
 

@@ -460,6 +460,20 @@ fn many_prefixes_are_packed() {
         u.last().and_then(|u| u.end_of_rib()),
         Some(Family::IPV4_UNICAST)
     );
+    // The status counts every message both ways, packed UPDATEs one by one.
+    let st = s.peer_status(ip("10.0.0.9")).expect("status");
+    assert_eq!(st.messages.sent.update, u.len() as u64);
+    assert_eq!(st.messages.sent.open, 1);
+    assert!(st.messages.sent.keepalive >= 1);
+    assert_eq!(st.messages.received.open, 1);
+    assert_eq!(st.messages.received.update, 0);
+    assert_eq!(st.configured_hold_time, 90);
+    s.step(msg(ip("10.0.0.9"), 9, Message::Keepalive), t(3));
+    let after = s.peer_status(ip("10.0.0.9")).expect("status");
+    assert_eq!(
+        after.messages.received.keepalive,
+        st.messages.received.keepalive + 1
+    );
 }
 
 #[test]
