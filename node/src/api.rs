@@ -99,7 +99,8 @@ fn state(p: &PeerState) -> pb::SessionState {
     }
 }
 
-fn family_name(f: &brindle_bgp_wire::Family) -> String {
+/// `ipv4`, `ipv6` (or the family's debug form).
+pub fn family_name(f: &brindle_bgp_wire::Family) -> String {
     match f.afi {
         Afi::IPV4 => "ipv4".into(),
         Afi::IPV6 => "ipv6".into(),

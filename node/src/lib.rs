@@ -28,6 +28,7 @@ pub mod autodetect;
 pub mod cache;
 pub mod dataplane;
 pub mod desired;
+pub mod metrics;
 pub mod register;
 pub mod secrets;
 pub mod status;

@@ -53,6 +53,10 @@ pub struct NodeStatus {
     pub addresses_in_use: u32,
     /// What the tunnel driver could not do (e.g. no ipip module).
     pub dataplane_problems: Vec<String>,
+    /// The kernel route writer's counters.
+    pub fib_stats: Option<brindle_bgp_speaker::fib_stats::FibCounters>,
+    /// When the daemon's loop last published this status (for liveness).
+    pub updated: Option<Instant>,
 }
 
 /// IPAM use of `node` in a snapshot: (blocks, addresses).
@@ -110,4 +114,5 @@ pub async fn collect_speaker(h: &SpeakerHandle, st: &mut NodeStatus) {
     if let Ok(f) = h.installed_routes().await {
         st.fib = f;
     }
+    st.fib_stats = h.fib_stats();
 }

@@ -56,6 +56,7 @@ pub struct SpeakerHandle {
     tx: mpsc::Sender<Command>,
     listen_addr: Option<SocketAddr>,
     epoch: tokio::time::Instant,
+    fib: Option<std::sync::Arc<crate::fib_stats::FibStats>>,
 }
 
 impl SpeakerHandle {
@@ -63,12 +64,19 @@ impl SpeakerHandle {
         tx: mpsc::Sender<Command>,
         listen_addr: Option<SocketAddr>,
         epoch: tokio::time::Instant,
+        fib: Option<std::sync::Arc<crate::fib_stats::FibStats>>,
     ) -> Self {
         SpeakerHandle {
             tx,
             listen_addr,
             epoch,
+            fib,
         }
+    }
+
+    /// The kernel route writer's counters (None when routes are not written to the kernel).
+    pub fn fib_stats(&self) -> Option<crate::fib_stats::FibCounters> {
+        self.fib.as_ref().map(|f| f.read())
     }
 
     /// How long ago a moment of the instance's clock (as in [`PeerStatus`]) was.

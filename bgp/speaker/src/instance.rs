@@ -112,6 +112,7 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
         None
     };
     let leftover = kernel.as_ref().map(Kernel::leftover).unwrap_or_default();
+    let fib_stats = kernel.as_ref().map(Kernel::stats);
     let gr = config.speaker.graceful_restart.is_some();
     let restarting = gr
         && match config.start {
@@ -185,7 +186,10 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
     }
     let epoch = inst.epoch;
     let task = tokio::spawn(inst.run(cmd_rx, events_rx));
-    Ok((SpeakerHandle::new(cmd_tx, listen_addr, epoch), task))
+    Ok((
+        SpeakerHandle::new(cmd_tx, listen_addr, epoch, fib_stats),
+        task,
+    ))
 }
 
 async fn accept_loop(l: Arc<TcpListener>, events: mpsc::Sender<Event>) {

@@ -85,6 +85,8 @@ pub struct Kernel {
     wanted: std::collections::BTreeMap<Prefix, Vec<IpAddr>>,
     /// Learned routes within these prefixes are not installed.
     exclude: Vec<Prefix>,
+    /// Counters for metrics.
+    stats: std::sync::Arc<crate::fib_stats::FibStats>,
 }
 
 /// Whether `outer` contains `inner` (same family, shorter or equal, same leading bits).
@@ -119,11 +121,17 @@ impl Kernel {
             conflicts: BTreeSet::new(),
             wanted: Default::default(),
             exclude: Vec::new(),
+            stats: Default::default(),
         };
         let ours = k.ours().await?;
         k.owned = ours.clone();
         k.leftover = Some(ours);
         Ok(k)
+    }
+
+    /// The counters this writer keeps (shared with the handle).
+    pub fn stats(&self) -> std::sync::Arc<crate::fib_stats::FibStats> {
+        self.stats.clone()
     }
 
     /// The routes of ours found at startup (before any install).
@@ -246,13 +254,27 @@ impl Kernel {
     /// Returns whether the kernel now holds ours.
     async fn write(&mut self, prefix: Prefix, m: RouteMessage) -> Result<bool, Error> {
         let req = self.handle.route().add(m);
+        let started = std::time::Instant::now();
         let res = if self.owned.contains(&prefix) {
             req.replace().execute().await
         } else {
             req.execute().await
         };
+        let took = started.elapsed();
+        let out = self.settle_write(prefix, res, took);
+        self.stats.set_conflicts(self.conflicts.len());
+        out
+    }
+
+    fn settle_write(
+        &mut self,
+        prefix: Prefix,
+        res: Result<(), rtnetlink::Error>,
+        took: std::time::Duration,
+    ) -> Result<bool, Error> {
         match res {
             Ok(()) => {
+                self.stats.write(took);
                 self.owned.insert(prefix);
                 if self.conflicts.remove(&prefix) {
                     tracing::info!(target: "bgp.kernel", event = "route_conflict_resolved", prefix = %prefix);
@@ -271,7 +293,10 @@ impl Kernel {
                 }
                 Ok(false)
             }
-            Err(e) => Err(nl_err("write route")(e)),
+            Err(e) => {
+                self.stats.failure();
+                Err(nl_err("write route")(e))
+            }
         }
     }
 
@@ -305,7 +330,10 @@ impl Kernel {
                 Err(e) if errno(&e) == Some(libc::ESRCH) || errno(&e) == Some(libc::ENOENT) => {
                     return Ok(());
                 }
-                Err(e) => return Err(nl_err("delete route")(e)),
+                Err(e) => {
+                    self.stats.failure();
+                    return Err(nl_err("delete route")(e));
+                }
             }
         }
         Ok(())
@@ -451,11 +479,15 @@ impl Kernel {
             }
             self.owned.remove(&p);
             self.install(p, &nh).await?;
+            if self.installed.contains(&p) {
+                self.stats.restored();
+            }
         }
         for p in holes {
             tracing::warn!(target: "bgp.kernel", event = "route_restored", prefix = %p, "our blackhole was deleted by someone else; putting it back");
             self.owned.remove(&p);
             self.blackhole(p).await?;
+            self.stats.restored();
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fib_stats;
 pub mod handle;
 pub mod instance;
 pub mod kernel;

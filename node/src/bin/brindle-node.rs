@@ -33,6 +33,7 @@ use brindle_crds::Kind;
 use brindle_node::autodetect::{self, Method};
 use brindle_node::cache::{self, NODE_KINDS};
 use brindle_node::desired::desired_bgp;
+use brindle_node::metrics::{self, Pages};
 use brindle_node::register::{Registration, register};
 use brindle_node::status::{self, NodeStatus};
 use brindle_node::sync::SpeakerSync;
@@ -67,6 +68,8 @@ enum Format {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start; its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the node.
     Run {
@@ -92,6 +95,12 @@ enum Command {
         /// The status API's Unix socket (default /var/run/brindle/<node>.sock).
         #[arg(long, env = "BRINDLE_STATUS_SOCKET")]
         status_socket: Option<PathBuf>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+        #[arg(long, env = "BRINDLE_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Serve /readiness and /liveness at http://ADDR (off by default).
+        #[arg(long, env = "BRINDLE_HEALTH_LISTEN")]
+        health_listen: Option<std::net::SocketAddr>,
         /// Status file and resync interval in milliseconds.
         #[arg(long, default_value_t = 1000)]
         status_interval_ms: u64,
@@ -111,6 +120,15 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t = Format::Yaml)]
         output: Format,
     },
+}
+
+/// Stops a task when dropped (the HTTP listeners end with the daemon's loop).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn hostname() -> String {
@@ -152,6 +170,7 @@ async fn run(
     secrets_dir: Option<PathBuf>,
     status_file: Option<PathBuf>,
     status_socket: Option<PathBuf>,
+    http: (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>),
     interval: Duration,
     no_kernel_routes: bool,
     policy: bool,
@@ -193,6 +212,16 @@ async fn run(
     };
     let (status_tx, status_rx) = tokio::sync::watch::channel(Arc::new(st.clone()));
     let socket = status_socket.unwrap_or_else(|| api::default_socket(&name));
+    let mut _http = Vec::new();
+    for (addr, pages) in [(http.0, Pages::Metrics), (http.1, Pages::Health)] {
+        if let Some(a) = addr {
+            let (bound, task) = metrics::serve(a, pages, status_rx.clone())
+                .await
+                .with_context(|| format!("listening on {a} for {pages:?}"))?;
+            tracing::info!(target: "node", event = "http_listening", ?pages, %bound);
+            _http.push(AbortOnDrop(task));
+        }
+    }
     let _api = api::serve(&socket, status_rx).await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -219,6 +248,7 @@ async fn run(
                 if let Some(h) = sync.handle() {
                     status::collect_speaker(h, &mut st).await;
                 }
+                st.updated = Some(std::time::Instant::now());
                 let _ = status_tx.send(Arc::new(st.clone()));
             }
         }
@@ -386,6 +416,8 @@ fn main() -> anyhow::Result<()> {
                 secrets_dir,
                 status_file,
                 status_socket,
+                metrics_listen,
+                health_listen,
                 status_interval_ms,
                 no_kernel_routes,
                 policy,
@@ -399,6 +431,7 @@ fn main() -> anyhow::Result<()> {
                     secrets_dir,
                     status_file,
                     status_socket,
+                    (metrics_listen, health_listen),
                     Duration::from_millis(status_interval_ms.max(100)),
                     no_kernel_routes,
                     policy == OnOff::On,
