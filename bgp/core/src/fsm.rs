@@ -574,10 +574,11 @@ impl Speaker {
             Ok(neg) => neg,
             Err(notif) => {
                 let text = format!(
-                    "OPEN rejected: {:?} (peer AS {}, hold {})",
-                    notif.error,
+                    "OPEN rejected, {}: the peer sent AS {} and hold time {}; we expect AS {}",
+                    notif.error.text(),
                     open.asn(),
-                    open.hold_time
+                    open.hold_time,
+                    n.config.remote_as
                 );
                 self.fail(addr, c, notif, text, now, out);
                 return;

@@ -187,7 +187,50 @@ pub enum ErrorCode {
     },
 }
 
+/// `BadPeerAs` → `Bad Peer AS` (acronyms as the RFCs write them).
+fn words(debug: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in debug.chars().enumerate() {
+        if i > 0 && ch.is_uppercase() {
+            out.push(' ');
+        }
+        out.push(ch);
+    }
+    out.split(' ')
+        .map(|w| match w {
+            "As" => "AS",
+            "Bgp" => "BGP",
+            "Fsm" => "FSM",
+            "Nlri" => "NLRI",
+            "Open" => "OPEN",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl ErrorCode {
+    /// The error in words, as the RFCs name it: `OPEN Message Error / Bad Peer AS`.
+    pub fn text(&self) -> String {
+        match self {
+            ErrorCode::MessageHeader(s) => {
+                format!("Message Header Error / {}", words(&format!("{s:?}")))
+            }
+            ErrorCode::Open(s) => format!("OPEN Message Error / {}", words(&format!("{s:?}"))),
+            ErrorCode::Update(s) => format!("UPDATE Message Error / {}", words(&format!("{s:?}"))),
+            ErrorCode::HoldTimerExpired(_) => "Hold Timer Expired".into(),
+            ErrorCode::Fsm(s) => {
+                format!("Finite State Machine Error / {}", words(&format!("{s:?}")))
+            }
+            ErrorCode::Cease(s) => format!("Cease / {}", words(&format!("{s:?}"))),
+            ErrorCode::RouteRefresh(s) => {
+                format!("ROUTE-REFRESH Message Error / {}", words(&format!("{s:?}")))
+            }
+            ErrorCode::SendHoldTimerExpired(_) => "Send Hold Timer Expired".into(),
+            ErrorCode::Unknown { code, subcode } => format!("error {code}/{subcode}"),
+        }
+    }
+
     /// Type the raw code and subcode.
     pub fn from_codes(code: u8, subcode: u8) -> ErrorCode {
         match code {
@@ -333,5 +376,31 @@ impl fmt::Display for NotificationMsg {
             write!(f, " \"{text}\"")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_in_words() {
+        assert_eq!(
+            ErrorCode::Open(OpenSubcode::BadPeerAs).text(),
+            "OPEN Message Error / Bad Peer AS"
+        );
+        assert_eq!(
+            ErrorCode::Open(OpenSubcode::BadBgpIdentifier).text(),
+            "OPEN Message Error / Bad BGP Identifier"
+        );
+        assert_eq!(ErrorCode::HoldTimerExpired(0).text(), "Hold Timer Expired");
+        assert_eq!(
+            ErrorCode::Unknown {
+                code: 9,
+                subcode: 1
+            }
+            .text(),
+            "error 9/1"
+        );
     }
 }
