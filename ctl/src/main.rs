@@ -156,6 +156,15 @@ enum BgpCommand {
         family: String,
         /// A prefix (exact) or an address (longest match).
         prefix: Option<String>,
+        /// A neighbor: show what it sent (--received) or what we send it (--advertised).
+        #[arg(long)]
+        peer: Option<String>,
+        /// With --peer: its Adj-RIB-In (before import policy, refusals marked).
+        #[arg(long, requires = "peer", conflicts_with = "advertised")]
+        received: bool,
+        /// With --peer: its Adj-RIB-Out (as sent).
+        #[arg(long, requires = "peer")]
+        advertised: bool,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = status::Format::Table)]
         output: status::Format,
@@ -253,10 +262,25 @@ fn main() -> ExitCode {
                     BgpCommand::Routes {
                         family,
                         prefix,
+                        peer,
+                        received,
+                        advertised,
                         output,
                     } => {
-                        status::routes(&path, &family, prefix.as_deref().unwrap_or(""), output, out)
-                            .await
+                        let adj = match (&peer, received, advertised) {
+                            (None, ..) => None,
+                            (Some(p), true, false) => Some((p.clone(), true)),
+                            (Some(p), false, true) => Some((p.clone(), false)),
+                            (Some(_), ..) => {
+                                anyhow::bail!("--peer needs --received or --advertised")
+                            }
+                        };
+                        let q = status::RouteQuery {
+                            family,
+                            prefix: prefix.unwrap_or_default(),
+                            adj,
+                        };
+                        status::routes(&path, &q, output, out).await
                     }
                 }
             })

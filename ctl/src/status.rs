@@ -341,28 +341,46 @@ pub async fn peer(
     Ok(true)
 }
 
-/// `bgp routes [--family F] [PREFIX|ADDRESS]`.
+/// What `bgp routes` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RouteQuery {
+    /// `ipv4`, `ipv6` or empty.
+    pub family: String,
+    /// A prefix, an address (longest match) or empty.
+    pub prefix: String,
+    /// A neighbor and whether its received (true) or advertised (false) routes.
+    pub adj: Option<(String, bool)>,
+}
+
+/// `bgp routes [--family F] [--peer ADDR --received|--advertised] [PREFIX|ADDRESS]`.
 pub async fn routes(
     path: &Path,
-    family: &str,
-    prefix: &str,
+    q: &RouteQuery,
     fmt: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
     let mut c = connect(path).await?;
     let routes = c
         .list_routes(pb::ListRoutesRequest {
-            family: family.to_string(),
-            prefix: prefix.to_string(),
+            family: q.family.clone(),
+            prefix: q.prefix.clone(),
+            peer: q.adj.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
+            adj: match q.adj {
+                None => pb::AdjRib::Unspecified,
+                Some((_, true)) => pb::AdjRib::In,
+                Some((_, false)) => pb::AdjRib::Out,
+            } as i32,
         })
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner()
         .routes;
+    let adj = q.adj.is_some();
     match fmt {
         Format::Table | Format::Wide => {
+            let last = if adj { "IMPORT" } else { "FIB" };
             let mut t = table(&[
-                "PREFIX", "NEXT HOP", "FROM", "AS PATH", "LOCPREF", "FLAGS", "FIB",
+                "PREFIX", "NEXT HOP", "FROM", "AS PATH", "LOCPREF", "FLAGS", last,
             ]);
             for r in &routes {
                 for (i, p) in r.paths.iter().enumerate() {
@@ -376,7 +394,13 @@ pub async fn routes(
                     if p.stale {
                         flags.push("stale");
                     }
-                    let fib = if i > 0 {
+                    let fib = if adj {
+                        match (q.adj.as_ref().is_some_and(|a| a.1), p.rejected.as_str()) {
+                            (false, _) => String::new(),
+                            (true, "") => "accepted".into(),
+                            (true, why) => format!("rejected: {why}"),
+                        }
+                    } else if i > 0 {
                         String::new()
                     } else if r.fib_mismatch {
                         format!("MISMATCH {}", r.fib_next_hops.join(","))
@@ -412,7 +436,8 @@ pub async fn routes(
                 .map(|r| serde_json::json!({"prefix": r.prefix, "fib": r.fib_next_hops, "fibMismatch": r.fib_mismatch,
                     "paths": r.paths.iter().map(|p| serde_json::json!({"source": p.source, "nextHop": p.next_hop,
                         "asPath": p.as_path, "localPref": p.local_pref, "med": p.med, "communities": p.communities,
-                        "largeCommunities": p.large_communities, "best": p.best, "multipath": p.multipath, "stale": p.stale})).collect::<Vec<_>>()}))
+                        "largeCommunities": p.large_communities, "best": p.best, "multipath": p.multipath, "stale": p.stale,
+                        "rejected": p.rejected})).collect::<Vec<_>>()}))
                 .collect();
             print_value(&v, fmt, out)?;
         }

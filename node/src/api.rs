@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use brindle_bgp_core::{PeerType as BgpType, RouteSource, State};
+use brindle_bgp_core::{AdjRoute, PeerType as BgpType, RouteAttrs, RouteSource, State};
 use brindle_bgp_wire::{Afi, Origin as WireOrigin, Prefix};
 use brindle_proto::status as pb;
 use brindle_proto::status::status_server::{Status as StatusApi, StatusServer};
@@ -226,8 +226,14 @@ fn host_prefix(ip: IpAddr) -> Option<Prefix> {
     }
 }
 
-/// The routes as the API shows them, filtered by family and by prefix or longest match.
-pub fn routes_msg(st: &NodeStatus, family: &str, prefix: &str) -> Result<Vec<pb::Route>, ApiError> {
+/// Keeps the items whose prefix is of `family` (`ipv4`, `ipv6` or empty) and, when `prefix`
+/// is given, equals it (a prefix) or is its longest match (an address).
+fn select<'a, T>(
+    items: impl Iterator<Item = &'a T>,
+    key: impl Fn(&T) -> Prefix,
+    family: &str,
+    prefix: &str,
+) -> Result<Vec<&'a T>, ApiError> {
     let want_v4 = match family {
         "" => None,
         "ipv4" | "4" => Some(true),
@@ -238,16 +244,14 @@ pub fn routes_msg(st: &NodeStatus, family: &str, prefix: &str) -> Result<Vec<pb:
             )));
         }
     };
-    let mut rows: Vec<&brindle_bgp_core::RouteStatus> = st
-        .routes
-        .iter()
-        .filter(|r| want_v4.is_none_or(|v4| matches!(r.prefix, Prefix::V4(..)) == v4))
+    let mut rows: Vec<&T> = items
+        .filter(|r| want_v4.is_none_or(|v4| matches!(key(r), Prefix::V4(..)) == v4))
         .collect();
     if !prefix.is_empty() {
         if prefix.contains('/') {
             let p = brindle_bgp_speaker::config::parse_prefix(prefix)
                 .map_err(|e| ApiError::Invalid(e.to_string()))?;
-            rows.retain(|r| r.prefix == p);
+            rows.retain(|r| key(r) == p);
         } else {
             let ip: IpAddr = prefix.parse().map_err(|_| {
                 ApiError::Invalid(format!("{prefix:?} is neither a prefix nor an address"))
@@ -255,15 +259,53 @@ pub fn routes_msg(st: &NodeStatus, family: &str, prefix: &str) -> Result<Vec<pb:
             let best = rows
                 .iter()
                 .filter(|r| {
-                    host_prefix(ip).is_some_and(|h| {
-                        brindle_bgp_speaker::kernel::prefix_contains(&r.prefix, &h)
-                    })
+                    host_prefix(ip)
+                        .is_some_and(|h| brindle_bgp_speaker::kernel::prefix_contains(&key(r), &h))
                 })
-                .max_by_key(|r| r.prefix.len())
+                .max_by_key(|r| key(r).len())
                 .copied();
             rows = best.into_iter().collect();
         }
     }
+    Ok(rows)
+}
+
+/// One path as the API shows it.
+fn path_msg(source: String, a: &RouteAttrs) -> pb::Path {
+    pb::Path {
+        source,
+        next_hop: a.next_hop.map(|n| n.to_string()).unwrap_or_default(),
+        as_path: a
+            .as_path
+            .segments
+            .iter()
+            .flat_map(|s| s.asns.iter().copied())
+            .collect(),
+        origin: match a.origin {
+            WireOrigin::Igp => pb::Origin::Igp,
+            WireOrigin::Egp => pb::Origin::Egp,
+            WireOrigin::Incomplete => pb::Origin::Incomplete,
+        } as i32,
+        local_pref: a.local_pref,
+        med: a.med,
+        communities: a
+            .communities
+            .iter()
+            .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
+            .collect(),
+        large_communities: a
+            .large_communities
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The Loc-RIB as the API shows it, filtered by family and by prefix or longest match, each
+/// prefix with what the kernel should hold for it and whether that matches the best paths.
+pub fn routes_msg(st: &NodeStatus, family: &str, prefix: &str) -> Result<Vec<pb::Route>, ApiError> {
+    let rows = select(st.routes.iter(), |r| r.prefix, family, prefix)?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -291,43 +333,42 @@ pub fn routes_msg(st: &NodeStatus, family: &str, prefix: &str) -> Result<Vec<pb:
                     .paths
                     .iter()
                     .map(|p| pb::Path {
-                        source: match p.source {
-                            RouteSource::Local => "local".into(),
-                            RouteSource::Peer(a) => a.to_string(),
-                        },
-                        next_hop: p.attrs.next_hop.map(|n| n.to_string()).unwrap_or_default(),
-                        as_path: p
-                            .attrs
-                            .as_path
-                            .segments
-                            .iter()
-                            .flat_map(|s| s.asns.iter().copied())
-                            .collect(),
-                        origin: match p.attrs.origin {
-                            WireOrigin::Igp => pb::Origin::Igp,
-                            WireOrigin::Egp => pb::Origin::Egp,
-                            WireOrigin::Incomplete => pb::Origin::Incomplete,
-                        } as i32,
-                        local_pref: p.attrs.local_pref,
-                        med: p.attrs.med,
-                        communities: p
-                            .attrs
-                            .communities
-                            .iter()
-                            .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
-                            .collect(),
-                        large_communities: p
-                            .attrs
-                            .large_communities
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect(),
                         best: p.best,
                         multipath: p.multipath,
                         stale: p.stale,
+                        ..path_msg(
+                            match p.source {
+                                RouteSource::Local => "local".into(),
+                                RouteSource::Peer(a) => a.to_string(),
+                            },
+                            &p.attrs,
+                        )
                     })
                     .collect(),
             }
+        })
+        .collect())
+}
+
+/// A neighbor's Adj-RIB-In (before import policy, with why a route was refused) or
+/// Adj-RIB-Out (as sent), filtered like the Loc-RIB.
+pub fn adj_routes_msg(
+    peer: IpAddr,
+    routes: &[AdjRoute],
+    family: &str,
+    prefix: &str,
+) -> Result<Vec<pb::Route>, ApiError> {
+    let rows = select(routes.iter(), |r| r.prefix, family, prefix)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| pb::Route {
+            prefix: r.prefix.to_string(),
+            paths: vec![pb::Path {
+                stale: r.stale,
+                rejected: r.rejected.clone().unwrap_or_default(),
+                ..path_msg(peer.to_string(), &r.attrs)
+            }],
+            ..Default::default()
         })
         .collect())
 }
@@ -428,8 +469,38 @@ impl StatusApi for Service {
     ) -> Result<Response<pb::ListRoutesResponse>, Status> {
         let st = self.authorise(&req)?;
         let r = req.get_ref();
+        if r.peer.is_empty() {
+            return Ok(Response::new(pb::ListRoutesResponse {
+                routes: routes_msg(&st, &r.family, &r.prefix)?,
+            }));
+        }
+        let peer: IpAddr = r
+            .peer
+            .parse()
+            .map_err(|_| ApiError::Invalid(format!("peer {:?} is not an address", r.peer)))?;
+        let inbound = match pb::AdjRib::try_from(r.adj) {
+            Ok(pb::AdjRib::In) => true,
+            Ok(pb::AdjRib::Out) => false,
+            _ => {
+                return Err(ApiError::Invalid(
+                    "with a peer, ask for its received (Adj-RIB-In) or advertised (Adj-RIB-Out) routes".into(),
+                )
+                .into());
+            }
+        };
+        let h = st
+            .speaker
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("the BGP speaker is not running".into()))?;
+        let got = if inbound {
+            h.adj_rib_in(peer).await
+        } else {
+            h.adj_rib_out(peer).await
+        }
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no session with {peer} on {}", st.node)))?;
         Ok(Response::new(pb::ListRoutesResponse {
-            routes: routes_msg(&st, &r.family, &r.prefix)?,
+            routes: adj_routes_msg(peer, &got, &r.family, &r.prefix)?,
         }))
     }
 

@@ -57,6 +57,8 @@ pub struct NodeStatus {
     pub fib_stats: Option<brindle_bgp_speaker::fib_stats::FibCounters>,
     /// When the daemon's loop last published this status (for liveness).
     pub updated: Option<Instant>,
+    /// The running speaker, for queries answered on demand (Adj-RIBs).
+    pub speaker: Option<SpeakerHandle>,
 }
 
 /// IPAM use of `node` in a snapshot: (blocks, addresses).
@@ -115,4 +117,5 @@ pub async fn collect_speaker(h: &SpeakerHandle, st: &mut NodeStatus) {
         st.fib = f;
     }
     st.fib_stats = h.fib_stats();
+    st.speaker = Some(h.clone());
 }

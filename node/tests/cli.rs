@@ -170,6 +170,7 @@ fn fixed_status() -> NodeStatus {
         dataplane_problems: vec![],
         fib_stats: None,
         updated: None,
+        speaker: None,
     }
 }
 

@@ -204,6 +204,48 @@ spec:
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    // 4b. The Adj-RIBs: BIRD's five routes as received, two refused by the filter; our block
+    //     as sent to BIRD (eBGP: our AS prepended, next hop ourselves).
+    let (code, out) = f.ctl(
+        "node-1",
+        &["bgp", "routes", "--peer", TOR, "--received", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let rin: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rin = rin.as_array().unwrap();
+    assert_eq!(rin.len(), 5, "{out}");
+    let refused: Vec<&str> = rin
+        .iter()
+        .filter(|r| r["paths"][0]["rejected"] != "")
+        .map(|r| r["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, ["198.19.103.0/24", "198.19.104.0/24"], "{out}");
+    assert!(
+        rin.iter()
+            .all(|r| r["paths"][0]["asPath"] == serde_json::json!([65100])),
+        "{out}"
+    );
+    let (code, out) = f.ctl(
+        "node-1",
+        &["bgp", "routes", "--peer", TOR, "--advertised", "-o", "json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let rout: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rout = rout.as_array().unwrap();
+    assert_eq!(rout.len(), 1, "{out}");
+    assert_eq!(rout[0]["paths"][0]["nextHop"], "198.18.10.1", "{out}");
+    assert_eq!(
+        rout[0]["paths"][0]["asPath"],
+        serde_json::json!([64512]),
+        "{out}"
+    );
+    let (code, out) = f.ctl(
+        "node-1",
+        &["bgp", "routes", "--peer", "198.18.10.99", "--received"],
+    );
+    assert_ne!(code, 0);
+    assert!(out.contains("no session with 198.18.10.99"), "{out}");
+
     // 5. The same figures on /metrics; ready now.
     let (code, page) = http_get(&f, metrics_port, "/metrics");
     assert_eq!(code, 200, "{page}");

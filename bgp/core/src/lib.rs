@@ -75,7 +75,7 @@ pub use negotiate::Negotiated;
 pub use route::{DEFAULT_LOCAL_PREF, Path, RouteAttrs, RouteSource};
 pub use speaker::Speaker;
 pub use status::{
-    CapabilitySummary, FamilyCounters, LastError, MessageCount, MessageCounters, PathStatus,
-    PeerStatus, PeerType, RouteStatus,
+    AdjRoute, CapabilitySummary, FamilyCounters, LastError, MessageCount, MessageCounters,
+    PathStatus, PeerStatus, PeerType, RouteStatus,
 };
 pub use time::Instant;

@@ -167,7 +167,80 @@ pub struct RouteStatus {
     pub paths: Vec<PathStatus>,
 }
 
+/// One route of a neighbor's Adj-RIB-In or Adj-RIB-Out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdjRoute {
+    /// The prefix.
+    pub prefix: Prefix,
+    /// Attributes as received (Adj-RIB-In, before import policy) or as sent (Adj-RIB-Out).
+    pub attrs: RouteAttrs,
+    /// Adj-RIB-In only: why import refused it (`None` when accepted).
+    pub rejected: Option<String>,
+    /// Held stale by graceful restart.
+    pub stale: bool,
+}
+
+/// The attributes of an advertised route, from its wire attributes.
+fn wire_attrs(wire: &[brindle_bgp_wire::PathAttribute]) -> RouteAttrs {
+    use brindle_bgp_wire::{NextHop, PathAttribute};
+    let u = brindle_bgp_wire::UpdateMsg {
+        attributes: wire.to_vec(),
+        ..Default::default()
+    };
+    let mut a = RouteAttrs::from_update(&u, true);
+    a.next_hop = wire.iter().find_map(|w| match w {
+        PathAttribute::NextHop(n) => Some(IpAddr::V4(*n)),
+        PathAttribute::MpReach(m) => Some(match m.next_hop {
+            NextHop::V4(n) => IpAddr::V4(n),
+            NextHop::V6 { global, .. } => IpAddr::V6(global),
+        }),
+        _ => None,
+    });
+    a
+}
+
 impl Speaker {
+    /// A neighbor's Adj-RIB-In (every route it announced, before import policy, with the
+    /// verdict); None for an unknown neighbor.
+    pub fn adj_rib_in(&self, addr: IpAddr) -> Option<Vec<AdjRoute>> {
+        self.neighbors.get(&addr)?;
+        Some(
+            self.adj_in
+                .get(&addr)
+                .map(|r| {
+                    r.iter()
+                        .map(|(p, e)| AdjRoute {
+                            prefix: *p,
+                            attrs: (*e.attrs).clone(),
+                            rejected: e.verdict.as_ref().err().map(|why| format!("{why:?}")),
+                            stale: e.stale,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// What we advertise to a neighbor (its Adj-RIB-Out, as sent); None for an unknown
+    /// neighbor.
+    pub fn adj_rib_out(&self, addr: IpAddr) -> Option<Vec<AdjRoute>> {
+        let n = self.neighbors.get(&addr)?;
+        let out = self.adj_out.get(&addr);
+        Some(
+            n.config
+                .families
+                .iter()
+                .flat_map(|f| out.into_iter().flat_map(move |o| o.family(*f)))
+                .map(|(p, wire)| AdjRoute {
+                    prefix: *p,
+                    attrs: wire_attrs(wire),
+                    rejected: None,
+                    stale: false,
+                })
+                .collect(),
+        )
+    }
+
     fn status_of(&self, n: &Neighbor) -> PeerStatus {
         let addr = n.config.address;
         let adj_in = self.adj_in.get(&addr);

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use brindle_bgp_core::{PeerStatus, RouteStatus};
+use brindle_bgp_core::{AdjRoute, PeerStatus, RouteStatus};
 use brindle_bgp_wire::{Family, Prefix};
 use tokio::sync::{mpsc, oneshot};
 
@@ -37,6 +37,8 @@ pub enum Command {
     Peer(IpAddr, oneshot::Sender<Option<PeerStatus>>),
     /// The Loc-RIB.
     Routes(oneshot::Sender<Vec<RouteStatus>>),
+    /// A neighbor's Adj-RIB-In (true) or Adj-RIB-Out (false); None for an unknown neighbor.
+    Adj(IpAddr, bool, oneshot::Sender<Option<Vec<AdjRoute>>>),
     /// What the core wants in the kernel.
     Installed(oneshot::Sender<BTreeMap<Prefix, Vec<IpAddr>>>),
     /// Never install learned routes within these prefixes (another writer owns them).
@@ -159,6 +161,17 @@ impl SpeakerHandle {
     /// The Loc-RIB.
     pub async fn routes(&self) -> Result<Vec<RouteStatus>, Error> {
         self.ask(Command::Routes).await
+    }
+
+    /// A neighbor's Adj-RIB-In: every route it announced, before import policy, with the
+    /// verdict. None for an unknown neighbor.
+    pub async fn adj_rib_in(&self, addr: IpAddr) -> Result<Option<Vec<AdjRoute>>, Error> {
+        self.ask(|r| Command::Adj(addr, true, r)).await
+    }
+
+    /// What we advertise to a neighbor (its Adj-RIB-Out). None for an unknown neighbor.
+    pub async fn adj_rib_out(&self, addr: IpAddr) -> Result<Option<Vec<AdjRoute>>, Error> {
+        self.ask(|r| Command::Adj(addr, false, r)).await
     }
 
     /// The kernel routes the core wants (prefix → next hops).

@@ -555,6 +555,13 @@ impl Instance {
             Command::Routes(r) => {
                 let _ = r.send(self.speaker.routes());
             }
+            Command::Adj(a, inbound, r) => {
+                let _ = r.send(if inbound {
+                    self.speaker.adj_rib_in(a)
+                } else {
+                    self.speaker.adj_rib_out(a)
+                });
+            }
             Command::Installed(r) => {
                 let _ = r.send(self.speaker.installed_routes().clone());
             }
