@@ -302,3 +302,125 @@ spec:
         "{page}"
     );
 }
+
+/// FRR's view of the same session agrees with ours: prefixes each way, and OPEN and UPDATE
+/// messages each way (FRR's `messageStats`).
+#[test]
+fn status_api_agrees_with_frr() {
+    require(&["vtysh", "/usr/lib/frr/bgpd", "/usr/lib/frr/zebra"]);
+    const FRR: &str = "198.18.10.253";
+    let mut f = Fabric::new(1);
+    let sw = f.nodes_sw();
+    let tor = f.lab.ns("frr");
+    f.lab
+        .link_to_bridge(&sw, "br0", "pfrr", &tor, "eth0", &[&format!("{FRR}/24")]);
+    let networks: String = (110..114)
+        .map(|i| format!("  network 198.19.{i}.0/24\n"))
+        .collect();
+    f.lab.frr(
+        &tor,
+        "frr",
+        &format!(
+            "frr defaults traditional\nhostname frr\n!\nrouter bgp 65200\n bgp router-id {FRR}\n\
+             no bgp ebgp-requires-policy\n no bgp network import-check\n\
+             neighbor 198.18.10.1 remote-as 64512\n neighbor 198.18.10.1 timers connect 2\n\
+             address-family ipv4 unicast\n{networks} exit-address-family\n!\n"
+        ),
+    );
+    f.apply(&format!(
+        "{POOL}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {{name: frr}}
+spec: {{peerIP: {FRR}, asNumber: 65200}}
+"
+    ));
+    f.start("node-1");
+    f.lab.wait_frr_established("frr", "198.18.10.1", 40);
+    allocate(&f.db, "node-1", "net.pod-a");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, out) = f.ctl("node-1", &["bgp", "peer", FRR, "-o", "json"]);
+        let ours: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let theirs: serde_json::Value =
+            serde_json::from_str(&f.lab.vtysh("frr", "show bgp neighbors 198.18.10.1 json"))
+                .unwrap_or_default();
+        let t = &theirs["198.18.10.1"];
+        let fam = &ours["families"][0];
+        let af = &t["addressFamilyInfo"]["ipv4Unicast"];
+        let m = &ours["messages"];
+        let ms = &t["messageStats"];
+        let pairs = [
+            (
+                "received = FRR sent",
+                fam["received"].clone(),
+                af["sentPrefixCounter"].clone(),
+            ),
+            (
+                "advertised = FRR accepted",
+                fam["advertised"].clone(),
+                af["acceptedPrefixCounter"].clone(),
+            ),
+            (
+                "UPDATEs sent = FRR received",
+                m["sent"]["update"].clone(),
+                ms["updatesRecv"].clone(),
+            ),
+            (
+                "UPDATEs received = FRR sent",
+                m["received"]["update"].clone(),
+                ms["updatesSent"].clone(),
+            ),
+            (
+                "OPENs sent = FRR received",
+                m["sent"]["open"].clone(),
+                ms["opensRecv"].clone(),
+            ),
+            (
+                "OPENs received = FRR sent",
+                m["received"]["open"].clone(),
+                ms["opensSent"].clone(),
+            ),
+        ];
+        // FRR sends its 4 networks and our own block back (an eBGP speaker may); import
+        // refuses that one (our AS in its path): 5 received, 4 accepted.
+        let agree = code == 0
+            && fam["received"] == 5
+            && fam["accepted"] == 4
+            && fam["advertised"] == 1
+            && pairs.iter().all(|(_, a, b)| a.is_u64() && a == b);
+        if agree {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "our figures and FRR's disagree: {pairs:#?}\nours: {out}\n{}",
+            f.lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, out) = f.ctl(
+        "node-1",
+        &["bgp", "routes", "--peer", FRR, "--received", "-o", "json"],
+    );
+    let rin: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let refused: Vec<(&str, &str)> = rin
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["paths"][0]["rejected"] != "")
+        .map(|r| {
+            (
+                r["prefix"].as_str().unwrap(),
+                r["paths"][0]["rejected"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{out}");
+    assert!(
+        refused[0].0.starts_with("198.19.") && refused[0].0.ends_with("/26"),
+        "{out}"
+    );
+    assert_eq!(refused[0].1, "AsPathLoop", "{out}");
+}
