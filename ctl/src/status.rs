@@ -402,8 +402,13 @@ pub async fn routes(
                         }
                     } else if i > 0 {
                         String::new()
+                    } else if r.fib_excluded {
+                        "tunnel".to_string()
                     } else if r.fib_mismatch {
-                        format!("MISMATCH {}", r.fib_next_hops.join(","))
+                        format!("MISMATCH kernel: {}", {
+                            let k = r.fib_next_hops.join(",");
+                            if k.is_empty() { "none".to_string() } else { k }
+                        })
                     } else {
                         r.fib_next_hops.join(",")
                     };
@@ -434,6 +439,7 @@ pub async fn routes(
             let v: Vec<serde_json::Value> = routes
                 .iter()
                 .map(|r| serde_json::json!({"prefix": r.prefix, "fib": r.fib_next_hops, "fibMismatch": r.fib_mismatch,
+                    "fibExcluded": r.fib_excluded,
                     "paths": r.paths.iter().map(|p| serde_json::json!({"source": p.source, "nextHop": p.next_hop,
                         "asPath": p.as_path, "localPref": p.local_pref, "med": p.med, "communities": p.communities,
                         "largeCommunities": p.large_communities, "best": p.best, "multipath": p.multipath, "stale": p.stale,

@@ -303,31 +303,48 @@ fn path_msg(source: String, a: &RouteAttrs) -> pb::Path {
 }
 
 /// The Loc-RIB as the API shows it, filtered by family and by prefix or longest match, each
-/// prefix with what the kernel should hold for it and whether that matches the best paths.
-pub fn routes_msg(st: &NodeStatus, family: &str, prefix: &str) -> Result<Vec<pb::Route>, ApiError> {
+/// prefix with what the kernel holds for it (`kernel`, read back by netlink; when None, what the
+/// speaker asked for) and whether that differs from what the speaker wants.
+pub fn routes_msg(
+    st: &NodeStatus,
+    kernel: Option<&BTreeMap<Prefix, Vec<IpAddr>>>,
+    family: &str,
+    prefix: &str,
+) -> Result<Vec<pb::Route>, ApiError> {
     let rows = select(st.routes.iter(), |r| r.prefix, family, prefix)?;
+    let hops = |m: &BTreeMap<Prefix, Vec<IpAddr>>, p: &Prefix| {
+        let mut v: Vec<String> = m
+            .get(p)
+            .map(|n| n.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        v.sort();
+        v.dedup();
+        v
+    };
     Ok(rows
         .into_iter()
         .map(|r| {
-            let fib: Vec<String> = st
-                .fib
-                .get(&r.prefix)
-                .map(|n| n.iter().map(ToString::to_string).collect())
-                .unwrap_or_default();
-            let best_hops: Vec<String> = r
-                .paths
+            let excluded = st
+                .kernel_excluded
                 .iter()
-                .filter(|p| (p.best || p.multipath) && p.source != RouteSource::Local)
-                .filter_map(|p| p.attrs.next_hop.map(|n| n.to_string()))
-                .collect();
-            let mut a = fib.clone();
-            a.sort();
-            let mut b = best_hops;
-            b.sort();
-            b.dedup();
+                .any(|e| brindle_bgp_speaker::kernel::prefix_contains(e, &r.prefix));
+            let wanted = if excluded {
+                Vec::new()
+            } else {
+                hops(&st.fib, &r.prefix)
+            };
+            let (fib, fib_mismatch) = match kernel {
+                Some(k) => {
+                    let have = hops(k, &r.prefix);
+                    let differ = have != wanted;
+                    (have, differ)
+                }
+                None => (wanted, false),
+            };
             pb::Route {
                 prefix: r.prefix.to_string(),
-                fib_mismatch: a != b,
+                fib_mismatch,
+                fib_excluded: excluded,
                 fib_next_hops: fib,
                 paths: r
                     .paths
@@ -470,8 +487,19 @@ impl StatusApi for Service {
         let st = self.authorise(&req)?;
         let r = req.get_ref();
         if r.peer.is_empty() {
+            // What the kernel holds now, read on demand (None without kernel routes).
+            let kernel = match &st.speaker {
+                Some(h) => match h.kernel_routes().await {
+                    Ok(k) => k,
+                    Err(e) => {
+                        tracing::warn!(target: "node.api", error = %e, "cannot read the kernel's routes");
+                        None
+                    }
+                },
+                None => None,
+            };
             return Ok(Response::new(pb::ListRoutesResponse {
-                routes: routes_msg(&st, &r.family, &r.prefix)?,
+                routes: routes_msg(&st, kernel.as_ref(), &r.family, &r.prefix)?,
             }));
         }
         let peer: IpAddr = r

@@ -57,8 +57,10 @@ pub struct NodeStatus {
     pub fib_stats: Option<brindle_bgp_speaker::fib_stats::FibCounters>,
     /// When the daemon's loop last published this status (for liveness).
     pub updated: Option<Instant>,
-    /// The running speaker, for queries answered on demand (Adj-RIBs).
+    /// The running speaker, for queries answered on demand (Adj-RIBs, the kernel's routes).
     pub speaker: Option<SpeakerHandle>,
+    /// Pools whose routes the tunnel driver owns: BGP does not install routes within them.
+    pub kernel_excluded: Vec<Prefix>,
 }
 
 /// IPAM use of `node` in a snapshot: (blocks, addresses).

@@ -171,6 +171,7 @@ fn fixed_status() -> NodeStatus {
         fib_stats: None,
         updated: None,
         speaker: None,
+        kernel_excluded: vec![],
     }
 }
 

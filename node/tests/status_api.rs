@@ -180,6 +180,53 @@ spec:
         "{p:#}"
     );
 
+    // 3b. The FIB view is read back from the kernel: an accepted route is there; deleted by
+    //     hand it shows as a mismatch until the speaker's resync puts it back.
+    let route = |f: &Fabric| -> serde_json::Value {
+        let (code, out) = f.ctl(
+            "node-1",
+            &["bgp", "routes", "198.19.100.0/24", "-o", "json"],
+        );
+        assert_eq!(code, 0, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0].clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while route(&f)["fib"] != serde_json::json!([TOR]) {
+        assert!(Instant::now() < deadline, "{:#}", route(&f));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(route(&f)["fibMismatch"], false);
+    let mut seen = false;
+    for _ in 0..5 {
+        try_sh(&[
+            "ip",
+            "-n",
+            &f.ns("node-1"),
+            "route",
+            "del",
+            "198.19.100.0/24",
+            "proto",
+            "80",
+        ]);
+        let r = route(&f);
+        if r["fibMismatch"] == true && r["fib"] == serde_json::json!([]) {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        seen,
+        "a deleted route never showed as a mismatch: {:#}",
+        route(&f)
+    );
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while route(&f)["fibMismatch"] != false {
+        assert!(Instant::now() < deadline, "never restored: {:#}", route(&f));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // 4. What we advertise is what BIRD receives: the node's block, once a pod has an address.
     allocate(&f.db, "node-1", "net.pod-a");
     let p = wait_peer(&f, "one route advertised", 20, |p| {
@@ -273,8 +320,12 @@ spec:
         "{page}"
     );
     assert!(
-        sample(&page, "brindle_fib_writes_total").unwrap_or(0.0) >= 3.0,
+        sample(&page, "brindle_fib_writes_total").unwrap_or(0.0) >= 4.0,
         "{page}"
+    );
+    assert!(
+        sample(&page, "brindle_fib_restored_total").unwrap_or(0.0) >= 1.0,
+        "the route put back in 3b is counted: {page}"
     );
     let (code, body) = http_get(&f, health_port, "/readiness");
     assert_eq!((code, body.as_str()), (200, "ready\n"));

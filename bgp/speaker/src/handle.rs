@@ -37,6 +37,8 @@ pub enum Command {
     Peer(IpAddr, oneshot::Sender<Option<PeerStatus>>),
     /// The Loc-RIB.
     Routes(oneshot::Sender<Vec<RouteStatus>>),
+    /// Our routes as the kernel holds them (None when the instance writes no kernel routes).
+    KernelRoutes(oneshot::Sender<Option<oneshot::Receiver<KernelRead>>>),
     /// A neighbor's Adj-RIB-In (true) or Adj-RIB-Out (false); None for an unknown neighbor.
     Adj(IpAddr, bool, oneshot::Sender<Option<Vec<AdjRoute>>>),
     /// What the core wants in the kernel.
@@ -51,6 +53,9 @@ pub enum Command {
         done: oneshot::Sender<()>,
     },
 }
+
+/// Our routes read back from the kernel, or why they could not be.
+pub type KernelRead = Result<BTreeMap<Prefix, Vec<IpAddr>>, String>;
 
 /// A handle on a running instance.
 #[derive(Debug, Clone)]
@@ -172,6 +177,22 @@ impl SpeakerHandle {
     /// What we advertise to a neighbor (its Adj-RIB-Out). None for an unknown neighbor.
     pub async fn adj_rib_out(&self, addr: IpAddr) -> Result<Option<Vec<AdjRoute>>, Error> {
         self.ask(|r| Command::Adj(addr, false, r)).await
+    }
+
+    /// Our routes as the kernel holds them now (prefix → next hops, read back by netlink);
+    /// None when the instance writes no kernel routes.
+    pub async fn kernel_routes(&self) -> Result<Option<BTreeMap<Prefix, Vec<IpAddr>>>, Error> {
+        let Some(rx) = self.ask(Command::KernelRoutes).await? else {
+            return Ok(None);
+        };
+        match rx.await {
+            Ok(Ok(m)) => Ok(Some(m)),
+            Ok(Err(reason)) => Err(Error::Netlink {
+                what: "read routes",
+                reason,
+            }),
+            Err(_) => Err(Error::Stopped),
+        }
     }
 
     /// The kernel routes the core wants (prefix → next hops).

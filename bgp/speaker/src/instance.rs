@@ -555,6 +555,15 @@ impl Instance {
             Command::Routes(r) => {
                 let _ = r.send(self.speaker.routes());
             }
+            Command::KernelRoutes(r) => {
+                // The kernel task answers on its own channel, so the instance does not wait
+                // for the netlink dump.
+                let _ = r.send(self.kernel.as_ref().map(|k| {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = k.send(KernelCmd::Read(tx));
+                    rx
+                }));
+            }
             Command::Adj(a, inbound, r) => {
                 let _ = r.send(if inbound {
                     self.speaker.adj_rib_in(a)

@@ -43,6 +43,8 @@ pub enum KernelCmd {
     Remove(Prefix),
     /// Install (true) or remove (false) a blackhole route for an originated prefix.
     Blackhole(Prefix, bool),
+    /// Read our routes back from the kernel, with their next hops.
+    Read(oneshot::Sender<Result<std::collections::BTreeMap<Prefix, Vec<IpAddr>>, String>>),
     /// The full table has been installed: delete our leftovers from before the restart.
     Synced,
     /// Delete every route of ours, then answer.
@@ -152,6 +154,45 @@ impl Kernel {
                 if let Some(p) = self.our_prefix(&m) {
                     out.insert(p);
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every route of ours in the kernel with its next hops (empty for a blackhole), as the
+    /// kernel holds them: the FIB view of the status API.
+    pub async fn read(&self) -> Result<std::collections::BTreeMap<Prefix, Vec<IpAddr>>, Error> {
+        let mut out: std::collections::BTreeMap<Prefix, Vec<IpAddr>> = Default::default();
+        let reqs = [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ];
+        let addr = |a: &RouteAttribute| match a {
+            RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(IpAddr::V4(*g)),
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(IpAddr::V6(*g)),
+            _ => None,
+        };
+        for req in reqs {
+            let mut s = self.handle.route().get(req).execute();
+            while let Some(m) = s.try_next().await.map_err(nl_err("dump routes"))? {
+                let Some(p) = self.our_prefix(&m) else {
+                    continue;
+                };
+                let hops = out.entry(p).or_default();
+                for a in &m.attributes {
+                    if let Some(g) = addr(a) {
+                        hops.push(g);
+                    }
+                    if let RouteAttribute::MultiPath(nhs) = a {
+                        hops.extend(
+                            nhs.iter()
+                                .flat_map(|nh| nh.attributes.iter().filter_map(addr)),
+                        );
+                    }
+                }
+                // IPv6 multipath routes come back as siblings, one message per next hop.
+                hops.sort();
+                hops.dedup();
             }
         }
         Ok(out)
@@ -409,6 +450,10 @@ impl Kernel {
                     }
                 }
                 r
+            }
+            KernelCmd::Read(reply) => {
+                let _ = reply.send(self.read().await.map_err(|e| e.to_string()));
+                Ok(())
             }
             KernelCmd::Flush(done) => {
                 let r = self.flush().await;

@@ -352,6 +352,7 @@ async fn run(
             .iter()
             .filter_map(|n| brindle_bgp_speaker::config::parse_prefix(&n.to_string()).ok())
             .collect();
+        st.kernel_excluded = owned.clone();
         if let Err(e) = sync.exclude_from_kernel(owned).await {
             tracing::warn!(target: "node.tunnel", event = "kernel_exclude_failed", error = %e);
         }
