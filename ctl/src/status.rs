@@ -9,8 +9,7 @@ use anyhow::Context;
 use brindle_proto::status as pb;
 use brindle_proto::status::status_client::StatusClient;
 use comfy_table::{Cell, Color, Table};
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,22 +37,12 @@ pub fn socket_path(socket: Option<PathBuf>, node: Option<String>) -> PathBuf {
 }
 
 async fn connect(path: &Path) -> anyhow::Result<StatusClient<Channel>> {
-    let p = path.to_path_buf();
-    let ch = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_| {
-            let p = p.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?))
-            }
-        }))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach brindle-node at {} (is it running?)",
-                path.display()
-            )
-        })?;
-    Ok(StatusClient::new(ch))
+    brindle_proto::connect_unix(path).await.with_context(|| {
+        format!(
+            "cannot reach brindle-node at {} (is it running?)",
+            path.display()
+        )
+    })
 }
 
 fn state_name(s: i32) -> &'static str {

@@ -290,3 +290,71 @@ async fn status_commands_golden_down_and_denied() {
         "stdout {out} stderr {err}"
     );
 }
+
+/// `WatchPeers`: the current state of every session first, then one event per state change,
+/// with the state it left; a status published without changes sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_peers_streams_state_changes() {
+    use brindle_proto::status as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("node-1.sock");
+    let st = fixed_status();
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(st.clone()));
+    let _server = brindle_node::api::serve(&sock, rx).await.unwrap();
+    let mut client = brindle_proto::connect_unix(&sock).await.unwrap();
+    let mut events = client
+        .watch_peers(pb::WatchPeersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let ev = next(&mut events).await;
+        let p = ev.peer.unwrap();
+        first.push((p.address, p.state, ev.previous));
+    }
+    first.sort();
+    let st_of = |s: pb::SessionState| s as i32;
+    assert_eq!(
+        first,
+        [
+            (
+                "198.18.10.2".to_string(),
+                st_of(pb::SessionState::Established),
+                0
+            ),
+            (
+                "198.18.10.254".to_string(),
+                st_of(pb::SessionState::Active),
+                0
+            ),
+            ("2001:db8::fe".to_string(), st_of(pb::SessionState::Idle), 0),
+        ]
+    );
+    // Published again unchanged: nothing. Then the ToR comes up: one event.
+    tx.send(Arc::new(st.clone())).unwrap();
+    let mut up = st.clone();
+    up.peers[1].status.state = State::Established;
+    tx.send(Arc::new(up)).unwrap();
+    let ev = next(&mut events).await;
+    let p = ev.peer.unwrap();
+    assert_eq!(p.address, "198.18.10.254");
+    assert_eq!(p.state, st_of(pb::SessionState::Established));
+    assert_eq!(ev.previous, st_of(pb::SessionState::Active));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.message())
+            .await
+            .is_err(),
+        "no other event"
+    );
+}
+
+async fn next(
+    events: &mut tonic::Streaming<brindle_proto::status::PeerEvent>,
+) -> brindle_proto::status::PeerEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.message())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .expect("the stream is open")
+}
