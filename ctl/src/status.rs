@@ -197,7 +197,8 @@ fn peer_json(p: &pb::Peer) -> serde_json::Value {
         "negotiatedHoldTime": p.negotiated_hold_time,
         "negotiatedKeepalive": p.negotiated_keepalive, "md5": p.md5,
         "ttlSecurityHops": p.ttl_security_hops, "passive": p.passive,
-        "capabilities": p.capabilities, "gracefulRestartTime": p.graceful_restart_time,
+        "capabilities": p.capabilities, "capabilitiesSent": p.capabilities_sent,
+        "capabilitiesReceived": p.capabilities_received, "gracefulRestartTime": p.graceful_restart_time,
         "staleFamilies": p.stale_families, "flaps": p.flaps,
         "families": p.families.iter().map(|f| serde_json::json!({"family": f.family,
             "received": f.received, "accepted": f.accepted, "advertised": f.advertised})).collect::<Vec<_>>(),
@@ -369,7 +370,7 @@ pub async fn routes(
         Format::Table | Format::Wide => {
             let last = if adj { "IMPORT" } else { "FIB" };
             let mut t = table(&[
-                "PREFIX", "NEXT HOP", "FROM", "AS PATH", "LOCPREF", "FLAGS", last,
+                "PREFIX", "NEXT HOP", "FROM", "AS PATH", "LOCPREF", "FLAGS", "AGE", last,
             ]);
             for r in &routes {
                 for (i, p) in r.paths.iter().enumerate() {
@@ -418,6 +419,11 @@ pub async fn routes(
                         ),
                         Cell::new(p.local_pref.map(|l| l.to_string()).unwrap_or_default()),
                         Cell::new(flags.join(",")),
+                        Cell::new(if adj {
+                            String::new()
+                        } else {
+                            ago(p.age_seconds)
+                        }),
                         Cell::new(fib),
                     ]);
                 }
@@ -432,7 +438,7 @@ pub async fn routes(
                     "paths": r.paths.iter().map(|p| serde_json::json!({"source": p.source, "nextHop": p.next_hop,
                         "asPath": p.as_path, "localPref": p.local_pref, "med": p.med, "communities": p.communities,
                         "largeCommunities": p.large_communities, "best": p.best, "multipath": p.multipath, "stale": p.stale,
-                        "rejected": p.rejected})).collect::<Vec<_>>()}))
+                        "rejected": p.rejected, "ageSeconds": p.age_seconds})).collect::<Vec<_>>()}))
                 .collect();
             print_value(&v, fmt, out)?;
         }

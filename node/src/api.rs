@@ -188,6 +188,8 @@ pub fn peer_msg(p: &PeerState, d: Option<&DesiredPeer>) -> pb::Peer {
             })
             .collect(),
         flaps: s.flaps,
+        capabilities_sent: caps.map(|c| c.sent.clone()).unwrap_or_default(),
+        capabilities_received: caps.map(|c| c.received.clone()).unwrap_or_default(),
         messages: Some(pb::MessageCounters {
             sent: Some(count_msg(&s.messages.sent)),
             received: Some(count_msg(&s.messages.received)),
@@ -353,6 +355,11 @@ pub fn routes_msg(
                         best: p.best,
                         multipath: p.multipath,
                         stale: p.stale,
+                        age_seconds: st
+                            .speaker
+                            .as_ref()
+                            .map(|h| h.elapsed_since(p.since).as_secs())
+                            .unwrap_or(0),
                         ..path_msg(
                             match p.source {
                                 RouteSource::Local => "local".into(),

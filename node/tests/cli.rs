@@ -64,6 +64,13 @@ fn peer(addr: &str, remote_as: u32, state: State) -> PeerStatus {
             route_refresh: true,
             enhanced_route_refresh: false,
             graceful_restart: Some(120),
+            sent: vec![
+                "multiprotocol ipv4-unicast".into(),
+                "route-refresh".into(),
+                "4-octet-as".into(),
+                "graceful-restart".into(),
+            ],
+            received: vec!["multiprotocol ipv4-unicast".into(), "route-refresh".into()],
         }),
         stale_families: vec![],
         messages: MessageCounters {
@@ -128,6 +135,7 @@ fn fixed_status() -> NodeStatus {
             best: true,
             multipath: false,
             stale: false,
+            since: CoreInstant::ZERO,
         }],
     };
     let ebgp_route = RouteStatus {
@@ -144,6 +152,7 @@ fn fixed_status() -> NodeStatus {
             best: true,
             multipath: false,
             stale: true,
+            since: CoreInstant::ZERO,
         }],
     };
     let state = |status: PeerStatus, since: u64| PeerState {

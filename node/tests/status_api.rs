@@ -160,6 +160,13 @@ spec:
     f.lab.wait_bird_established("tor", "n1", 20);
     assert_eq!(p["remoteAS"], 65100);
     assert_eq!(p["negotiatedHoldTime"], 90);
+    let has = |k: &str, c: &str| p[k].as_array().is_some_and(|a| a.iter().any(|x| x == c));
+    for c in ["multiprotocol ipv4-unicast", "route-refresh", "4-octet-as"] {
+        assert!(
+            has("capabilitiesSent", c) && has("capabilitiesReceived", c),
+            "{c}: {p:#}"
+        );
+    }
     let flaps_before = p["flaps"].as_u64().unwrap();
 
     // 3. BIRD sends 5 prefixes, the filter rejects 2: received 5, accepted 3.

@@ -167,6 +167,7 @@ impl Speaker {
                         .as_ref()
                         .map_or(std::net::Ipv4Addr::UNSPECIFIED, |x| x.remote_id),
                     stale: false,
+                    since: self.clock,
                 };
                 self.loc.upsert(prefix, path);
             }

@@ -32,6 +32,10 @@ pub struct Negotiated {
     pub enhanced_route_refresh: bool,
     /// The neighbor's graceful restart capability, when both sides advertised one.
     pub peer_gr: Option<GracefulRestart>,
+    /// The capabilities our OPEN carried, by name.
+    pub sent: Vec<String>,
+    /// The capabilities the neighbor's OPEN carried, by name.
+    pub received: Vec<String>,
 }
 
 impl Negotiated {
@@ -145,5 +149,7 @@ pub fn check_open(
         route_refresh: has(local, &rr) && has(remote, &rr),
         enhanced_route_refresh: has(local, &err) && has(remote, &err),
         peer_gr,
+        sent: local.capabilities.iter().map(Capability::name).collect(),
+        received: remote.capabilities.iter().map(Capability::name).collect(),
     })
 }

@@ -230,9 +230,20 @@ pub struct Path {
     pub peer_router_id: Ipv4Addr,
     /// Kept by the graceful restart helper while the neighbor restarts.
     pub stale: bool,
+    /// When it was learned or last replaced (the speaker's clock).
+    pub since: crate::time::Instant,
 }
 
 impl Path {
+    /// Equal in everything but age.
+    pub fn same_route(&self, other: &Path) -> bool {
+        self.source == other.source
+            && self.attrs == other.attrs
+            && self.ebgp == other.ebgp
+            && self.peer_router_id == other.peer_router_id
+            && self.stale == other.stale
+    }
+
     /// The neighbor's AS for the MED rule: the first AS of the AS_PATH (RFC 4271 §9.1.2.2 c),
     /// `None` for local routes and empty paths.
     pub fn neighbor_as(&self) -> Option<u32> {

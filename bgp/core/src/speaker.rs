@@ -44,6 +44,8 @@ pub struct Speaker {
     pub(crate) restarting: bool,
     /// `Output::RibSynced` is due after the next kernel sync.
     pub(crate) pending_synced: bool,
+    /// The time of the input being handled (set by `step`), for the age of paths.
+    pub(crate) clock: Instant,
 }
 
 impl Speaker {
@@ -62,6 +64,7 @@ impl Speaker {
             deferring: false,
             restarting: false,
             pending_synced: false,
+            clock: Instant::ZERO,
         }
     }
 
@@ -126,6 +129,7 @@ impl Speaker {
 
     /// Feed one input; returns what to do, in order.
     pub fn step(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        self.clock = now;
         let mut out = Vec::new();
         self.apply(input, now, &mut out);
         self.finish(now, &mut out);
@@ -243,6 +247,7 @@ impl Speaker {
                 ebgp: false,
                 peer_router_id: self.config.router_id,
                 stale: false,
+                since: self.clock,
             },
         );
     }

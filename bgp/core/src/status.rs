@@ -102,6 +102,10 @@ pub struct CapabilitySummary {
     pub enhanced_route_refresh: bool,
     /// RFC 4724: the neighbor's restart time when both sides advertised graceful restart.
     pub graceful_restart: Option<u16>,
+    /// The capabilities our OPEN carried, by name.
+    pub sent: Vec<String>,
+    /// The capabilities the neighbor's OPEN carried, by name.
+    pub received: Vec<String>,
 }
 
 /// One neighbor.
@@ -156,6 +160,8 @@ pub struct PathStatus {
     pub multipath: bool,
     /// Kept by graceful restart.
     pub stale: bool,
+    /// When it was learned or last changed (the speaker's clock).
+    pub since: Instant,
 }
 
 /// One Loc-RIB entry.
@@ -270,6 +276,8 @@ impl Speaker {
             route_refresh: neg.route_refresh,
             enhanced_route_refresh: neg.enhanced_route_refresh,
             graceful_restart: neg.peer_gr.as_ref().map(|g| g.restart_time),
+            sent: neg.sent.clone(),
+            received: neg.received.clone(),
         });
         PeerStatus {
             address: addr,
@@ -319,6 +327,7 @@ impl Speaker {
                 best: d.selection.best == Some(i),
                 multipath: d.selection.multipath.len() > 1 && d.selection.multipath.contains(&i),
                 stale: p.stale,
+                since: p.since,
             })
             .collect();
         Some(RouteStatus {

@@ -22,6 +22,7 @@ fn p(peer: &str, asns: &[u32]) -> Path {
         ebgp: true,
         peer_router_id: v4(peer),
         stale: false,
+        since: Instant::ZERO,
     }
 }
 
@@ -43,6 +44,7 @@ fn local() -> Path {
         ebgp: false,
         peer_router_id: v4("10.0.0.1"),
         stale: false,
+        since: Instant::ZERO,
     }
 }
 

@@ -200,6 +200,29 @@ fn bad_capability(code: u8, at: usize, what: &str) -> Error {
 }
 
 impl Capability {
+    /// A short name for status output: `multiprotocol ipv4-unicast`, `route-refresh`, ...
+    pub fn name(&self) -> String {
+        match self {
+            Capability::Multiprotocol(f) if *f == Family::IPV4_UNICAST => {
+                "multiprotocol ipv4-unicast".into()
+            }
+            Capability::Multiprotocol(f) if *f == Family::IPV6_UNICAST => {
+                "multiprotocol ipv6-unicast".into()
+            }
+            Capability::Multiprotocol(f) => format!("multiprotocol {f}"),
+            Capability::RouteRefresh => "route-refresh".into(),
+            Capability::ExtendedNextHop(_) => "extended-nexthop".into(),
+            Capability::ExtendedMessage => "extended-message".into(),
+            Capability::GracefulRestart(_) => "graceful-restart".into(),
+            Capability::FourOctetAs(_) => "4-octet-as".into(),
+            Capability::AddPath(_) => "add-path".into(),
+            Capability::EnhancedRouteRefresh => "enhanced-route-refresh".into(),
+            Capability::LongLivedGracefulRestart(_) => "long-lived-graceful-restart".into(),
+            Capability::Fqdn { .. } => "fqdn".into(),
+            Capability::Unknown { code, .. } => format!("unknown {code}"),
+        }
+    }
+
     /// The capability code.
     pub fn code(&self) -> u8 {
         match self {

@@ -48,7 +48,8 @@ impl LocRib {
         let d = self.dests.entry(prefix).or_default();
         match d.paths.binary_search_by(|p| p.source.cmp(&path.source)) {
             Ok(i) => {
-                if d.paths[i] == path {
+                // The same route announced again keeps its age and changes nothing.
+                if d.paths[i].same_route(&path) {
                     return;
                 }
                 d.paths[i] = path;
@@ -127,5 +128,44 @@ impl LocRib {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.dests.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::{RouteAttrs, RouteSource};
+    use crate::time::Instant;
+    use std::sync::Arc;
+
+    fn path(lp: u32, at: u64) -> Path {
+        Path {
+            source: RouteSource::Peer("198.18.0.2".parse().unwrap()),
+            attrs: Arc::new(RouteAttrs {
+                local_pref: Some(lp),
+                ..RouteAttrs::default()
+            }),
+            ebgp: false,
+            peer_router_id: "198.18.0.2".parse().unwrap(),
+            stale: false,
+            since: Instant::from_secs(at),
+        }
+    }
+
+    #[test]
+    fn the_same_route_again_keeps_its_age() {
+        let p = Prefix::v4("198.19.0.0".parse().unwrap(), 26).unwrap();
+        let mut rib = LocRib::default();
+        rib.upsert(p, path(100, 1));
+        rib.dirty.clear();
+        rib.upsert(p, path(100, 5));
+        assert!(
+            rib.dirty.is_empty(),
+            "an identical announcement is not a change"
+        );
+        assert_eq!(rib.get(&p).unwrap().paths[0].since, Instant::from_secs(1));
+        rib.upsert(p, path(200, 7));
+        assert!(!rib.dirty.is_empty());
+        assert_eq!(rib.get(&p).unwrap().paths[0].since, Instant::from_secs(7));
     }
 }
