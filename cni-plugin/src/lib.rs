@@ -49,6 +49,15 @@ pub async fn run(
         Err(e) => return fail(e),
     };
     let v = req.conf.cni_version.clone();
+    let name = match cmd {
+        Command::Check => "CHECK",
+        Command::Status => "STATUS",
+        Command::Gc => "GC",
+        _ => "",
+    };
+    if let Err(e) = spec::check_command_version(name, &v) {
+        return fail(e);
+    }
     let ds = match plugin::open(&req, env.get("BRINDLE_DATASTORE").map(String::as_str)).await {
         Ok(ds) => ds,
         Err(mut e) if cmd == Command::Status => {

@@ -79,6 +79,25 @@ pub fn check_version(v: &str) -> Result<(), CniError> {
     }
 }
 
+/// Refuses a command the configuration's version does not have, as the spec's reference
+/// plugins do: CHECK arrived in 0.4.0, STATUS and GC in 1.1.0 (code 1, incompatible version).
+pub fn check_command_version(command: &str, v: &str) -> Result<(), CniError> {
+    let since = match command {
+        "CHECK" => "0.4.0",
+        "STATUS" | "GC" => "1.1.0",
+        _ => return Ok(()),
+    };
+    let order = |x: &str| VERSIONS.iter().position(|y| *y == x);
+    if order(v) < order(since) {
+        return Err(CniError::new(
+            code::INCOMPATIBLE_VERSION,
+            "incompatible CNI version",
+            format!("cniVersion {v} does not have {command} (it arrived in {since})"),
+        ));
+    }
+    Ok(())
+}
+
 /// The VERSION answer.
 pub fn version_info(v: &str) -> Value {
     json!({"cniVersion": v, "supportedVersions": VERSIONS})

@@ -362,3 +362,369 @@ fn version_status_and_errors() {
     old["cniVersion"] = json!("0.1.0");
     assert_eq!(n.cni("ADD", &old, "c1", None, "").1["code"], 1);
 }
+
+/// The result's `ips` for one cniVersion: 0.3.x and 0.4.0 carry `version`, 1.x does not.
+fn check_format(version: &str, r: &Value) {
+    assert_eq!(r["cniVersion"], version, "{r}");
+    let has_version = r["ips"][0].get("version").is_some();
+    assert_eq!(has_version, version.starts_with("0."), "{version}: {r}");
+}
+
+/// Every supported version, as a runtime of that version drives it: ADD (in that version's
+/// result format), CHECK where the version has it (0.4.0 on), DEL; nothing left afterwards.
+#[test]
+fn every_supported_version() {
+    let mut n = Node::new("198.19.30.0/24", 28);
+    for (i, v) in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+        .iter()
+        .enumerate()
+    {
+        let p = n.lab.ns(&format!("v{i}"));
+        let conf = n.conf(v);
+        let c = format!("ver-{i}");
+        let (ok, r) = n.cni("ADD", &conf, &c, Some(&p), "");
+        assert!(ok, "{v}: {r}");
+        check_format(v, &r);
+        let ip = ip_of(&r);
+        let addr = sh(&["ip", "-n", &p, "addr", "show", "eth0"]);
+        assert!(addr.contains(&format!("{ip}/32")), "{v}: {addr}");
+        let mut with_prev = conf.clone();
+        with_prev["prevResult"] = r.clone();
+        let (ok, out) = n.cni("CHECK", &with_prev, &c, Some(&p), "");
+        if v.starts_with("0.3") {
+            // CHECK arrived in 0.4.0: an older runtime never sends it; refused as incompatible.
+            assert!(!ok, "{v}: {out}");
+            assert_eq!(out["code"], 1, "{v}: {out}");
+        } else {
+            assert!(ok, "{v}: {out}");
+        }
+        let (ok, out) = n.cni("DEL", &conf, &c, Some(&p), "");
+        assert!(ok, "{v}: {out}");
+    }
+    assert!(n.handles().is_empty(), "{:?}", n.handles());
+    assert!(n.endpoints().is_empty());
+    assert_eq!(n.links().matches("cali").count(), 0, "{}", n.links());
+}
+
+/// CHECK names every kind of damage: the host route, the host veth, the pod's address, the
+/// pod's default route, the IPAM allocation and the endpoint; each repaired by a new ADD.
+#[test]
+fn check_catches_every_fault() {
+    let mut n = Node::new("198.19.31.0/24", 28);
+    let p = n.lab.ns("pod");
+    let conf = n.conf("1.1.0");
+    let k8s = "IgnoreUnknown=1;K8S_POD_NAMESPACE=web;K8S_POD_NAME=api-1";
+    let (ok, r) = n.cni("ADD", &conf, "c1", Some(&p), k8s);
+    assert!(ok, "{r}");
+    let mut with_prev = conf.clone();
+    with_prev["prevResult"] = r.clone();
+    let host = n.host.clone();
+    let db = n.db.clone();
+    // Each fault gets the pod's current address and host interface.
+    type Fault<'a> = (&'a str, Box<dyn Fn(&str, &str) + 'a>);
+    let faults: Vec<Fault> = vec![
+        (
+            "host route",
+            Box::new(|ip, _| {
+                sh(&["ip", "-n", &host, "route", "del", &format!("{ip}/32")]);
+            }),
+        ),
+        (
+            "pod address",
+            Box::new(|ip, _| {
+                sh(&[
+                    "ip",
+                    "-n",
+                    &p,
+                    "addr",
+                    "del",
+                    &format!("{ip}/32"),
+                    "dev",
+                    "eth0",
+                ]);
+            }),
+        ),
+        (
+            "default route",
+            Box::new(|_, _| {
+                sh(&["ip", "-n", &p, "route", "del", "default"]);
+            }),
+        ),
+        (
+            "veth",
+            Box::new(|_, host_if| {
+                sh(&["ip", "-n", &host, "link", "del", host_if]);
+            }),
+        ),
+        (
+            "IPAM allocation",
+            Box::new(|_, _| release_handle(&db, "k8s-pod-network.c1")),
+        ),
+        ("endpoint", Box::new(|_, _| delete_endpoints(&db))),
+    ];
+    let mut current = r;
+    for (what, damage) in &faults {
+        let (ok, out) = n.cni("CHECK", &with_prev, "c1", Some(&p), k8s);
+        assert!(ok, "before damaging the {what}: {out}");
+        let ip = ip_of(&current);
+        let host_if = current["interfaces"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        damage(&ip, &host_if);
+        let (ok, out) = n.cni("CHECK", &with_prev, "c1", Some(&p), k8s);
+        assert!(!ok, "CHECK passed with a damaged {what}");
+        assert_eq!(out["code"], 102, "{what}: {out}");
+        eprintln!("{what}: {}", out["details"]);
+        // A runtime repairs with DEL + ADD.
+        assert!(n.cni("DEL", &conf, "c1", Some(&p), k8s).0);
+        let (ok, r2) = n.cni("ADD", &conf, "c1", Some(&p), k8s);
+        assert!(ok, "re-ADD after {what}: {r2}");
+        with_prev["prevResult"] = r2.clone();
+        current = r2;
+    }
+}
+
+fn release_handle(db: &str, handle: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ds = brindle_datastore::open(db).await.unwrap();
+        brindle_ipam::Ipam::new(ds)
+            .release_by_handle(handle)
+            .await
+            .unwrap();
+    });
+}
+
+fn delete_endpoints(db: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ds = brindle_datastore::open(db).await.unwrap();
+        for r in ds
+            .list(brindle_crds::Kind::WorkloadEndpoint, None, None)
+            .await
+            .unwrap()
+        {
+            ds.delete(&brindle_datastore::Key::of(&r), None)
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// 100 ADDs at once on one node (as a runtime starting a deployment): 100 distinct addresses,
+/// all from the node's own blocks, 100 veths; then 100 DELs at once leave no allocation, no
+/// endpoint and no veth.
+#[test]
+fn hundred_concurrent_adds_and_dels() {
+    const N: usize = 100;
+    let mut n = Node::new("198.19.64.0/18", 26);
+    let pods: Vec<String> = (0..N).map(|i| n.lab.ns(&format!("c{i}"))).collect();
+    let conf = n.conf("1.1.0");
+    let started = std::time::Instant::now();
+    let results: Vec<(bool, Value)> = std::thread::scope(|s| {
+        let hs: Vec<_> = pods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (n, conf) = (&n, &conf);
+                s.spawn(move || n.cni("ADD", conf, &format!("k{i}"), Some(p), ""))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    eprintln!("{N} concurrent ADDs in {:?}", started.elapsed());
+    let mut ips = std::collections::BTreeSet::new();
+    for (ok, r) in &results {
+        assert!(ok, "{r}\n{}", n.lab.logs());
+        assert!(ips.insert(ip_of(r)), "{} handed out twice", ip_of(r));
+    }
+    assert_eq!(ips.len(), N);
+    // Every address is in a block affine to this node (no borrowing when blocks are free).
+    let blocks = node_blocks(&n.db, "node-1");
+    for ip in &ips {
+        let a: std::net::IpAddr = ip.parse().unwrap();
+        assert!(
+            blocks.iter().any(|b| b.contains(a)),
+            "{ip} not in {blocks:?}"
+        );
+    }
+    assert_eq!(n.links().matches("cali").count(), N);
+    assert_eq!(n.handles().len(), N);
+    let started = std::time::Instant::now();
+    let dels: Vec<(bool, Value)> = std::thread::scope(|s| {
+        let hs: Vec<_> = pods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (n, conf) = (&n, &conf);
+                s.spawn(move || n.cni("DEL", conf, &format!("k{i}"), Some(p), ""))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    eprintln!("{N} concurrent DELs in {:?}", started.elapsed());
+    for (ok, r) in &dels {
+        assert!(ok, "{r}");
+    }
+    assert!(n.handles().is_empty(), "{} handles left", n.handles().len());
+    assert!(n.endpoints().is_empty());
+    assert_eq!(n.links().matches("cali").count(), 0);
+    assert_eq!(allocations(&n.db), 0, "allocations left in the blocks");
+}
+
+fn node_blocks(db: &str, node: &str) -> Vec<ipnetwork::IpNetwork> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ds = brindle_datastore::open(db).await.unwrap();
+        brindle_ipam::Ipam::new(ds).node_blocks(node).await.unwrap()
+    })
+}
+
+fn allocations(db: &str) -> usize {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ds = brindle_datastore::open(db).await.unwrap();
+        brindle_ipam::Ipam::new(ds)
+            .blocks()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| brindle_ipam::block::in_use(&b.spec))
+            .sum()
+    })
+}
+
+/// Runs another CNI plugin (Debian's containernetworking-plugins) in the node namespace.
+fn run_plugin(
+    n: &Node,
+    bin: &str,
+    cmd: &str,
+    conf: &Value,
+    container: &str,
+    netns: &str,
+) -> (bool, String) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &n.host, bin])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .env("CNI_CONTAINERID", container)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_NETNS", format!("/var/run/netns/{netns}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Chained as a conflist does it: Brindle first, then Debian's `portmap` with Brindle's result
+/// as `prevResult`. A client outside the node reaches the pod's port 80 through the node's
+/// port 8080; DEL through the chain (reverse order) removes the mapping and the pod.
+#[test]
+fn portmap_chained_after_brindle() {
+    const PORTMAP: &str = "/usr/lib/cni/portmap";
+    require(&["nc", "iptables", PORTMAP]);
+    let mut n = Node::new("198.19.32.0/24", 28);
+    let pod = n.lab.ns("web");
+    let client = n.lab.ns("client");
+    let host = n.host.clone();
+    n.lab.link(
+        &host,
+        "up0",
+        &["198.18.40.1/24"],
+        &client,
+        "eth0",
+        &["198.18.40.2/24"],
+    );
+    let conf = n.conf("1.0.0");
+    let (ok, r) = n.cni("ADD", &conf, "pm", Some(&pod), "");
+    assert!(ok, "{r}");
+    let ip = ip_of(&r);
+    let pm_conf = |prev: Option<&Value>| {
+        let mut c = json!({"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "portmap",
+            "capabilities": {"portMappings": true},
+            "runtimeConfig": {"portMappings": [
+                {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}});
+        if let Some(p) = prev {
+            c["prevResult"] = p.clone();
+        }
+        c
+    };
+    let (ok, out) = run_plugin(&n, PORTMAP, "ADD", &pm_conf(Some(&r)), "pm", &pod);
+    assert!(ok, "portmap ADD: {out}");
+    let rules = sh(&["ip", "netns", "exec", &n.host, "iptables-save", "-t", "nat"]);
+    assert!(
+        rules.contains(&format!("{ip}:80")),
+        "no DNAT to the pod: {rules}"
+    );
+    // The pod serves one line on port 80; the client asks the node's port 8080.
+    let server = n.lab.spawn(
+        &pod,
+        "nc-server",
+        &[
+            "sh",
+            "-c",
+            "echo hello-from-pod | nc -l -p 80 -q 1 || echo hello-from-pod | nc -l 80",
+        ],
+    );
+    let _ = server;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (ok, out) = try_sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &client,
+            "nc",
+            "-w",
+            "2",
+            "198.18.40.1",
+            "8080",
+        ]);
+        if ok && out.contains("hello-from-pod") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer through the mapped port: {out}\n{}",
+            n.lab.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // DEL runs the chain backwards: portmap, then Brindle.
+    let (ok, out) = run_plugin(&n, PORTMAP, "DEL", &pm_conf(Some(&r)), "pm", &pod);
+    assert!(ok, "portmap DEL: {out}");
+    let rules = sh(&["ip", "netns", "exec", &n.host, "iptables-save", "-t", "nat"]);
+    assert!(
+        !rules.contains(&format!("{ip}:80")),
+        "mapping left behind: {rules}"
+    );
+    assert!(n.cni("DEL", &conf, "pm", Some(&pod), "").0);
+    assert!(n.handles().is_empty());
+}
