@@ -3,9 +3,6 @@
 //! Checks what the kernel and the datastore hold after each call, and that failed ADDs leave
 //! nothing behind. Needs root, iproute2 and ping. Pods in 198.19.0.0/16.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use brindle_tests::netns::*;
 use serde_json::{Value, json};
 
@@ -59,52 +56,23 @@ impl Node {
         netns: Option<&str>,
         args: &str,
     ) -> (bool, Value) {
-        let mut c = Command::new("ip");
-        c.args([
-            "netns",
-            "exec",
-            &self.host,
-            env!("CARGO_BIN_EXE_brindle-cni"),
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_PATH", "/opt/cni/bin");
-        if !container.is_empty() {
-            c.env("CNI_CONTAINERID", container)
-                .env("CNI_IFNAME", "eth0");
+        let (ok, text, err) = brindle_tests::cni::Call {
+            host_ns: &self.host,
+            bin: env!("CARGO_BIN_EXE_brindle-cni"),
+            cni_path: "/opt/cni/bin",
+            command: cmd,
+            container,
+            netns,
+            args,
         }
-        if let Some(ns) = netns {
-            c.env("CNI_NETNS", format!("/var/run/netns/{ns}"));
-        }
-        if !args.is_empty() {
-            c.env("CNI_ARGS", args);
-        }
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(conf.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        .run(&conf.to_string());
         let v = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| {
-                panic!(
-                    "stdout is not JSON ({e}): {text}\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}\n{err}"))
         };
-        (out.status.success(), v)
+        (ok, v)
     }
 
     fn links(&self) -> String {
@@ -616,31 +584,17 @@ fn run_plugin(
     container: &str,
     netns: &str,
 ) -> (bool, String) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &n.host, bin])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_NETNS", format!("/var/run/netns/{netns}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
+    let (ok, out, err) = brindle_tests::cni::Call {
+        host_ns: &n.host,
+        bin,
+        cni_path: "/usr/lib/cni",
+        command: cmd,
+        container,
+        netns: Some(netns),
+        args: "",
+    }
+    .run(&conf.to_string());
+    (ok, out + &err)
 }
 
 /// Chained as a conflist does it: Brindle first, then Debian's `portmap` with Brindle's result

@@ -38,7 +38,8 @@ const READERS: usize = 2;
 struct Inner {
     /// The one connection that writes.
     conn: Mutex<Connection>,
-    readers: Vec<Mutex<Connection>>,
+    /// Opened on first use (a one-shot CNI call mostly writes and should not pay for them).
+    readers: Vec<Mutex<Option<Connection>>>,
     next_reader: std::sync::atomic::AtomicUsize,
     path: PathBuf,
 }
@@ -124,13 +125,7 @@ impl SqliteBackend {
              COMMIT;",
         )
         .map_err(|e| unavailable(&path, e))?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            let mut r = Connection::open(&path).map_err(|e| unavailable(&path, e))?;
-            r.busy_handler(Some(busy_wait))
-                .map_err(|e| unavailable(&path, e))?;
-            readers.push(Mutex::new(r));
-        }
+        let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
         Ok(SqliteBackend {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
@@ -166,18 +161,30 @@ impl SqliteBackend {
         let inner = self.inner.clone();
         let path = inner.path.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let mut conn = if read {
-                let n = inner.readers.len();
-                let start = inner
-                    .next_reader
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (0..n)
-                    .find_map(|i| inner.readers[(start + i) % n].try_lock().ok())
-                    .unwrap_or_else(|| relock(&inner.readers[start % n]))
-            } else {
-                relock(&inner.conn)
-            };
-            f(&mut conn)
+            if !read {
+                return f(&mut relock(&inner.conn));
+            }
+            let n = inner.readers.len();
+            let start = inner
+                .next_reader
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut slot = (0..n)
+                .find_map(|i| inner.readers[(start + i) % n].try_lock().ok())
+                .unwrap_or_else(|| {
+                    inner.readers[start % n]
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                });
+            if slot.is_none() {
+                let mut r = Connection::open(&inner.path).map_err(|e| unavailable(&inner.path, e))?;
+                r.busy_handler(Some(busy_wait))
+                    .map_err(|e| unavailable(&inner.path, e))?;
+                *slot = Some(r);
+            }
+            match slot.as_mut() {
+                Some(c) => f(c),
+                None => Err(unavailable(&inner.path, "no reader connection")),
+            }
         });
         match tokio::time::timeout(CALL_TIMEOUT + Duration::from_secs(1), task).await {
             Ok(Ok(r)) => r,

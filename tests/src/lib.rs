@@ -4,6 +4,7 @@
 //! Every fixture cleans up after itself on drop, failed tests included: processes are killed
 //! by PID, temporary directories removed. Servers listen on loopback only.
 
+pub mod cni;
 pub mod etcd;
 pub mod netns;
 
