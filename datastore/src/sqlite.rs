@@ -110,6 +110,32 @@ impl SqliteBackend {
         };
         conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
             .map_err(|e| unavailable(&path, e))?;
+        // The schema exists once any process created it: check with a read, so that opening
+        // (once per CNI call) does not take the write lock every time.
+        let ready: bool = conn
+            .query_row(
+                "SELECT count(*) = 4 FROM sqlite_master WHERE name IN \
+                 ('meta', 'objects', 'objects_kind', 'changes_kind')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| unavailable(&path, e))?;
+        if !ready {
+            Self::create_schema(&conn).map_err(|e| unavailable(&path, e))?;
+        }
+        let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
+        Ok(SqliteBackend {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                readers,
+                next_reader: Default::default(),
+                path,
+            }),
+        })
+    }
+
+    /// Creates the tables and indexes (idempotent; one write transaction).
+    fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -124,16 +150,6 @@ impl SqliteBackend {
              CREATE INDEX IF NOT EXISTS changes_kind ON changes(kind, revision);
              COMMIT;",
         )
-        .map_err(|e| unavailable(&path, e))?;
-        let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
-        Ok(SqliteBackend {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                readers,
-                next_reader: Default::default(),
-                path,
-            }),
-        })
     }
 
     /// Runs `f` on the writer connection in a blocking thread, bounded by [`CALL_TIMEOUT`]
@@ -176,7 +192,8 @@ impl SqliteBackend {
                         .unwrap_or_else(|p| p.into_inner())
                 });
             if slot.is_none() {
-                let mut r = Connection::open(&inner.path).map_err(|e| unavailable(&inner.path, e))?;
+                let mut r =
+                    Connection::open(&inner.path).map_err(|e| unavailable(&inner.path, e))?;
                 r.busy_handler(Some(busy_wait))
                     .map_err(|e| unavailable(&inner.path, e))?;
                 *slot = Some(r);
