@@ -6,6 +6,16 @@
 use brindle_tests::netns::*;
 use serde_json::{Value, json};
 
+/// Runs a future to completion on a fresh current-thread runtime (datastore reads and writes
+/// from these synchronous tests).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 struct Node {
     lab: Lab,
     host: String,
@@ -29,11 +39,7 @@ impl Node {
     }
 
     fn apply(&self, v: &Value) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let ds = brindle_datastore::open(&self.db).await.unwrap();
             let r = brindle_crds::document::resource_from_value(v.clone()).unwrap();
             ds.apply(&r).await.unwrap();
@@ -80,11 +86,7 @@ impl Node {
     }
 
     fn handles(&self) -> Vec<String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let ds = brindle_datastore::open(&self.db).await.unwrap();
             ds.list(brindle_crds::Kind::IPAMHandle, None, None)
                 .await
@@ -96,11 +98,7 @@ impl Node {
     }
 
     fn endpoints(&self) -> Vec<Value> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let ds = brindle_datastore::open(&self.db).await.unwrap();
             ds.list(brindle_crds::Kind::WorkloadEndpoint, None, None)
                 .await
@@ -454,11 +452,7 @@ fn check_catches_every_fault() {
 }
 
 fn release_handle(db: &str, handle: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let ds = brindle_datastore::open(db).await.unwrap();
         brindle_ipam::Ipam::new(ds)
             .release_by_handle(handle)
@@ -468,11 +462,7 @@ fn release_handle(db: &str, handle: &str) {
 }
 
 fn delete_endpoints(db: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let ds = brindle_datastore::open(db).await.unwrap();
         for r in ds
             .list(brindle_crds::Kind::WorkloadEndpoint, None, None)
@@ -548,22 +538,14 @@ fn hundred_concurrent_adds_and_dels() {
 }
 
 fn node_blocks(db: &str, node: &str) -> Vec<ipnetwork::IpNetwork> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let ds = brindle_datastore::open(db).await.unwrap();
         brindle_ipam::Ipam::new(ds).node_blocks(node).await.unwrap()
     })
 }
 
 fn allocations(db: &str) -> usize {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let ds = brindle_datastore::open(db).await.unwrap();
         brindle_ipam::Ipam::new(ds)
             .blocks()

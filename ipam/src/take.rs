@@ -105,6 +105,25 @@ impl Cas<'_> {
         }
     }
 
+    /// The next attempt's allocation: the block as read, the block with the addresses taken,
+    /// the block's sequence number before, and the addresses. None when the block is gone,
+    /// not usable, or full.
+    async fn attempt(
+        &self,
+        pending: &Mutex<Option<IPAMBlock>>,
+    ) -> Result<Option<(IPAMBlock, IPAMBlock, u64, Vec<IpAddr>)>, DsError> {
+        let Some(before) = self.block(pending).await? else {
+            return Ok(None);
+        };
+        if !(self.usable)(&before) {
+            return Ok(None);
+        }
+        let mut after = before.clone();
+        let seq = after.spec.sequence_number;
+        let ips = (self.take)(&mut after);
+        Ok((!ips.is_empty()).then_some((before, after, seq, ips)))
+    }
+
     /// Handle and block in one transaction.
     async fn together(&self, first: IPAMBlock) -> Result<Vec<IpAddr>> {
         let ds = self.ipam.datastore();
@@ -114,18 +133,9 @@ impl Cas<'_> {
         // None: assume the handle is new (one per pod: the common case); Some: as last read.
         let known: Mutex<Option<IPAMHandle>> = Mutex::new(None);
         let taken = retry_on_conflict(self.ipam.retry_policy(), &self.key.to_string(), || async {
-            let Some(mut b) = self.block(&pending).await? else {
+            let Some((before, b, seq, ips)) = self.attempt(&pending).await? else {
                 return Ok(Vec::new());
             };
-            if !(self.usable)(&b) {
-                return Ok(Vec::new());
-            }
-            let before = b.clone();
-            let seq = b.spec.sequence_number;
-            let ips = (self.take)(&mut b);
-            if ips.is_empty() {
-                return Ok(ips);
-            }
             let charge = ips.len() as u32;
             let handle_op = match known.lock().ok().and_then(|k| k.clone()) {
                 None => Op::Create(handle::fresh(
@@ -193,17 +203,9 @@ impl Cas<'_> {
         handle::add(self.ipam, self.handle, &cidr, n as u32, self.node, self.now).await?;
         let pending = Mutex::new(Some(first));
         let taken = retry_on_conflict(self.ipam.retry_policy(), &self.key.to_string(), || async {
-            let Some(mut b) = self.block(&pending).await? else {
+            let Some((_, b, seq, ips)) = self.attempt(&pending).await? else {
                 return Ok(Vec::new());
             };
-            if !(self.usable)(&b) {
-                return Ok(Vec::new());
-            }
-            let seq = b.spec.sequence_number;
-            let ips = (self.take)(&mut b);
-            if ips.is_empty() {
-                return Ok(ips);
-            }
             match ds.update(&Resource::IPAMBlock(b.clone())).await {
                 Ok(_) => Ok(ips),
                 Err(e) if e.is_ambiguous() => resolve::block_write(
