@@ -39,6 +39,7 @@ fn call(host: &str, p: &Plugin, cmd: &str, container: &str, netns: &str) -> Dura
         container,
         netns: Some(netns),
         args: "",
+        env: &[],
     }
     .run(&p.conf);
     let d = t.elapsed();

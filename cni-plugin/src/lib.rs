@@ -7,6 +7,7 @@
 //! - [`netlink`]: the veth pair, the pod's addresses and routes, the host route (rtnetlink).
 
 pub mod config;
+pub mod failpoint;
 pub mod netlink;
 pub mod plugin;
 pub mod spec;

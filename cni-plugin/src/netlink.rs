@@ -346,6 +346,50 @@ pub async fn route_owner(h: &Handle, ip: IpAddr) -> Result<Option<u32>, NlError>
     Ok(None)
 }
 
+/// Every `cali*` interface of the calling namespace with the addresses routed to it (/32 and
+/// /128 routes whose output interface it is).
+pub fn cali_links() -> Result<Vec<(String, Vec<IpAddr>)>, NlError> {
+    run_in(None, |h| async move {
+        let mut links = Vec::new();
+        let mut s = h.link().get().execute();
+        while let Some(l) = s.try_next().await.map_err(nl("dump links"))? {
+            let name = l.attributes.iter().find_map(|a| match a {
+                netlink_packet_route::link::LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            });
+            if let Some(n) = name.filter(|n| n.starts_with("cali")) {
+                links.push((l.header.index, n, Vec::new()));
+            }
+        }
+        for req in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let mut s = h.route().get(req).execute();
+            while let Some(m) = s.try_next().await.map_err(nl("dump routes"))? {
+                if !matches!(m.header.destination_prefix_length, 32 | 128) {
+                    continue;
+                }
+                let dst = m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+                    RouteAttribute::Destination(RouteAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
+                    _ => None,
+                });
+                let oif = m.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                });
+                if let (Some(d), Some(o)) = (dst, oif)
+                    && let Some(l) = links.iter_mut().find(|l| l.0 == o)
+                {
+                    l.2.push(d);
+                }
+            }
+        }
+        Ok(links.into_iter().map(|(_, n, a)| (n, a)).collect())
+    })
+}
+
 /// Deletes the host side (and with it the pod side). Already gone is success.
 pub fn unwire(host_if: &str) -> Result<(), NlError> {
     let name = host_if.to_string();

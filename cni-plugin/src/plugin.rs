@@ -263,14 +263,21 @@ pub async fn add(req: &Request, ds: &Datastore) -> Result<AddResult, CniError> {
 }
 
 fn wire(req: &Request, id: &Identity, ips: &[IpAddr], netns: &Path) -> Result<String, CniError> {
-    netlink::wire(&Wiring {
+    crate::failpoint::hit("wire")?;
+    let mac = netlink::wire(&Wiring {
         netns: netns.to_path_buf(),
         host_if: id.host_if.clone(),
         pod_if: req.ifname.clone(),
         mtu: req.conf.mtu,
         ips: ips.to_vec(),
     })
-    .map_err(wire_err)
+    .map_err(wire_err)?;
+    if let Err(e) = crate::failpoint::hit("wired") {
+        // As a failure after the veth was made: undo it here, as netlink::wire does.
+        let _ = netlink::unwire(&id.host_if);
+        return Err(e);
+    }
+    Ok(mac)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -285,6 +292,7 @@ async fn finish(
     fresh: bool,
 ) -> Result<AddResult, CniError> {
     let written = async {
+        crate::failpoint::hit("endpoint")?;
         if id.orchestrator != "k8s" {
             ensure_profile(ds, &req.conf.name).await?;
         }
@@ -588,6 +596,46 @@ pub async fn gc(req: &Request, ds: &Datastore) -> Result<Vec<String>, CniError> 
                 .await;
         }
     }
-    tracing::info!(target: "cni.gc", released = released.len(), "garbage collected");
+    // Stray veths: a plugin killed after wiring leaves a `cali*` interface that no endpoint
+    // names. One is removed when every address routed to it is free in IPAM (an ADD still
+    // running holds its address, so its veth stays); one with no route at all is left alone,
+    // since an ADD may be between making the veth and routing to it.
+    let named: BTreeSet<String> = ds
+        .list(Kind::WorkloadEndpoint, None, None)
+        .await
+        .map_err(ds_err)?
+        .iter()
+        .filter_map(|r| match r {
+            Resource::WorkloadEndpoint(w) if w.spec.node == node => {
+                Some(w.spec.interface_name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let held: BTreeSet<IpAddr> = ipam
+        .blocks()
+        .await
+        .map_err(ipam_err)?
+        .iter()
+        .filter_map(|b| {
+            let net = b.spec.cidr.parse().ok()?;
+            Some(
+                brindle_ipam::block::allocations(&b.spec, &net)
+                    .map(|(ip, _)| ip)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .collect();
+    let mut removed = 0;
+    for (link, addrs) in netlink::cali_links().map_err(wire_err)? {
+        if named.contains(&link) || addrs.is_empty() || addrs.iter().any(|a| held.contains(a)) {
+            continue;
+        }
+        tracing::info!(target: "cni.gc", link, addrs = ?addrs, "removing a stray veth");
+        netlink::unwire(&link).map_err(wire_err)?;
+        removed += 1;
+    }
+    tracing::info!(target: "cni.gc", released = released.len(), stray_links = removed, "garbage collected");
     Ok(released)
 }

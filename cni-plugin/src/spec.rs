@@ -36,6 +36,8 @@ pub mod code {
     pub const CHECK_FAILED: u32 = 102;
     /// Brindle: the endpoint could not be written.
     pub const ENDPOINT_FAILED: u32 = 103;
+    /// Brindle: a failure injected by a test (`BRINDLE_CNI_FAILPOINT`).
+    pub const INJECTED: u32 = 199;
 }
 
 /// An error as the spec prints it.

@@ -62,6 +62,19 @@ impl Node {
         netns: Option<&str>,
         args: &str,
     ) -> (bool, Value) {
+        self.cni_env(cmd, conf, container, netns, args, &[])
+    }
+
+    /// Like `cni`, with more environment (fault injection).
+    fn cni_env(
+        &self,
+        cmd: &str,
+        conf: &Value,
+        container: &str,
+        netns: Option<&str>,
+        args: &str,
+        env: &[(&str, &str)],
+    ) -> (bool, Value) {
         let (ok, text, err) = brindle_tests::cni::Call {
             host_ns: &self.host,
             bin: env!("CARGO_BIN_EXE_brindle-cni"),
@@ -70,6 +83,7 @@ impl Node {
             container,
             netns,
             args,
+            env,
         }
         .run(&conf.to_string());
         let v = if text.trim().is_empty() {
@@ -574,6 +588,7 @@ fn run_plugin(
         container,
         netns: Some(netns),
         args: "",
+        env: &[],
     }
     .run(&conf.to_string());
     (ok, out + &err)
@@ -663,4 +678,85 @@ fn portmap_chained_after_brindle() {
     );
     assert!(n.cni("DEL", &conf, "pm", Some(&pod), "").0);
     assert!(n.handles().is_empty());
+}
+
+/// Rollback: a failure at each step after the address is allocated (before the veth, after the
+/// pod is wired, before the endpoint is written) leaves nothing behind; a plugin killed at each
+/// of those steps leaves what it made, and the runtime's DEL (or GC, when no DEL comes) removes
+/// all of it.
+#[test]
+fn failures_and_kills_at_every_step_leave_nothing() {
+    let mut n = Node::new("198.19.33.0/24", 28);
+    let conf = n.conf("1.1.0");
+    let clean = |n: &Node, what: &str| {
+        assert_eq!(
+            n.links().matches("cali").count(),
+            0,
+            "{what}: {}",
+            n.links()
+        );
+        assert!(n.handles().is_empty(), "{what}: {:?}", n.handles());
+        assert!(n.endpoints().is_empty(), "{what}: endpoints left");
+        assert_eq!(allocations(&n.db), 0, "{what}: allocations left");
+    };
+    for (i, point) in ["wire", "wired", "endpoint"].iter().enumerate() {
+        let p = n.lab.ns(&format!("f{i}"));
+        let c = format!("fail-{point}");
+        let (ok, out) = n.cni_env(
+            "ADD",
+            &conf,
+            &c,
+            Some(&p),
+            "",
+            &[("BRINDLE_CNI_FAILPOINT", point)],
+        );
+        assert!(!ok, "{point}: {out}");
+        assert_eq!(out["code"], 199, "{point}: {out}");
+        clean(&n, &format!("failure at {point}"));
+
+        let kill = format!("{point}:kill");
+        let c = format!("kill-{point}");
+        let (ok, _) = n.cni_env(
+            "ADD",
+            &conf,
+            &c,
+            Some(&p),
+            "",
+            &[("BRINDLE_CNI_FAILPOINT", &kill)],
+        );
+        assert!(!ok, "{kill} did not stop the plugin");
+        assert_eq!(
+            n.handles().len(),
+            1,
+            "{kill}: the allocation was made before the kill"
+        );
+        if *point != "wire" {
+            assert_eq!(
+                n.links().matches("cali").count(),
+                1,
+                "{kill}: the veth was made"
+            );
+        }
+        // The runtime calls DEL after a failed ADD.
+        let (ok, out) = n.cni("DEL", &conf, &c, Some(&p), "");
+        assert!(ok, "{kill}: DEL {out}");
+        clean(&n, &format!("DEL after a kill at {point}"));
+    }
+    // No DEL ever comes: GC (nothing valid, no grace) removes what a killed ADD left.
+    let p = n.lab.ns("g");
+    let (ok, _) = n.cni_env(
+        "ADD",
+        &conf,
+        "kill-gc",
+        Some(&p),
+        "",
+        &[("BRINDLE_CNI_FAILPOINT", "endpoint:kill")],
+    );
+    assert!(!ok);
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    gc["gc_grace_seconds"] = json!(0);
+    let (ok, out) = n.cni("GC", &gc, "", None, "");
+    assert!(ok, "{out}");
+    clean(&n, "GC after a kill");
 }

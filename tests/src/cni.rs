@@ -21,6 +21,8 @@ pub struct Call<'a> {
     pub netns: Option<&'a str>,
     /// `CNI_ARGS` (empty: unset).
     pub args: &'a str,
+    /// More environment (fault injection in tests).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Call<'_> {
@@ -42,6 +44,7 @@ impl Call<'_> {
         if !self.args.is_empty() {
             c.env("CNI_ARGS", self.args);
         }
+        c.envs(self.env.iter().copied());
         let mut child = c
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
