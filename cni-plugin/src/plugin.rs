@@ -540,8 +540,10 @@ pub async fn status(ds: &Datastore) -> Result<(), CniError> {
 }
 
 /// GC: releases the handles and endpoints of this network and node whose attachment is not
-/// in `cni.dev/valid-attachments`. Returns the handles released.
+/// in `cni.dev/valid-attachments`, and removes stray veths. Goes on past a failure and reports
+/// every one at the end. Returns the handles released.
 pub async fn gc(req: &Request, ds: &Datastore) -> Result<Vec<String>, CniError> {
+    let mut failures: Vec<String> = Vec::new();
     let node = node_name(req)?;
     let valid: BTreeSet<String> = req
         .conf
@@ -568,8 +570,10 @@ pub async fn gc(req: &Request, ds: &Datastore) -> Result<Vec<String>, CniError> 
             .and_then(|t| t.parse::<u64>().ok())
             .is_none_or(|t| now().saturating_sub(t) < req.conf.gc_grace_seconds);
         if hid.starts_with(&prefix) && !valid.contains(&hid) && this_node && !young {
-            ipam.release_by_handle(&hid).await.map_err(ipam_err)?;
-            released.push(hid);
+            match ipam.release_by_handle(&hid).await {
+                Ok(_) => released.push(hid),
+                Err(e) => failures.push(format!("release {hid}: {e}")),
+            }
         }
     }
     for r in ds
@@ -591,9 +595,14 @@ pub async fn gc(req: &Request, ds: &Datastore) -> Result<Vec<String>, CniError> 
             && !valid.contains(&hid)
             && network == Some(&req.conf.name)
         {
-            let _ = ds
+            match ds
                 .delete(&Key::of(&r), brindle_datastore::revision_of(&r))
-                .await;
+                .await
+            {
+                // Gone or changed meanwhile: someone else dealt with it.
+                Ok(()) | Err(DsError::NotFound { .. } | DsError::Conflict { .. }) => {}
+                Err(e) => failures.push(format!("delete endpoint {}: {e}", Key::of(&r))),
+            }
         }
     }
     // Stray veths: a plugin killed after wiring leaves a `cali*` interface that no endpoint
@@ -633,9 +642,18 @@ pub async fn gc(req: &Request, ds: &Datastore) -> Result<Vec<String>, CniError> 
             continue;
         }
         tracing::info!(target: "cni.gc", link, addrs = ?addrs, "removing a stray veth");
-        netlink::unwire(&link).map_err(wire_err)?;
-        removed += 1;
+        match netlink::unwire(&link) {
+            Ok(()) => removed += 1,
+            Err(e) => failures.push(format!("remove {link}: {e}")),
+        }
     }
-    tracing::info!(target: "cni.gc", released = released.len(), stray_links = removed, "garbage collected");
+    tracing::info!(target: "cni.gc", released = released.len(), stray_links = removed, failures = failures.len(), "garbage collected");
+    if !failures.is_empty() {
+        return Err(CniError::new(
+            code::IPAM_FAILED,
+            "garbage collection did not finish everything",
+            failures.join("; "),
+        ));
+    }
     Ok(released)
 }
