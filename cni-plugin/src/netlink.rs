@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::NeighbourState;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope,
@@ -153,20 +153,24 @@ pub fn wire(w: &Wiring) -> Result<String, NlError> {
         let fd = netns_file.as_raw_fd();
         let (host_if, tmp2, mtu) = (w.host_if.clone(), tmp.clone(), w.mtu);
         run_in(None, move |h| async move {
+            // The pod's end is made in the pod's namespace directly: moving an interface
+            // between namespaces afterwards waits for an RCU grace period (about 20 ms here).
+            let peer = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+                .name(tmp2.clone())
+                .mtu(mtu)
+                .setns_by_fd(fd)
+                .build();
             h.link()
-                .add(LinkVeth::new(&host_if, &tmp2).mtu(mtu).build())
+                .add(
+                    LinkVeth::new(&host_if, &tmp2)
+                        .mtu(mtu)
+                        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(nl(format!("create veth {host_if}")))?;
             created2.store(true, std::sync::atomic::Ordering::SeqCst);
-            let peer = link_index(&h, &tmp2)
-                .await?
-                .ok_or_else(|| err("veth peer", "vanished"))?;
-            h.link()
-                .set(LinkUnspec::new_with_index(peer).setns_by_fd(fd).build())
-                .execute()
-                .await
-                .map_err(nl("move the veth into the pod namespace"))?;
             Ok(())
         })?;
         drop(netns_file);
