@@ -340,6 +340,21 @@ impl FileConfig {
 
     /// Convert into a [`DriverConfig`], validating every field.
     pub fn into_driver(self) -> Result<DriverConfig, Error> {
+        if self.local_as == 0 {
+            return Err(Error::config("local_as", "AS 0 is reserved (RFC 7607)"));
+        }
+        if self.router_id.is_unspecified() {
+            return Err(Error::config(
+                "router_id",
+                "0.0.0.0 is not a valid BGP identifier (RFC 6286)",
+            ));
+        }
+        if self.idle_hold_seconds == Some(0) {
+            return Err(Error::config(
+                "idle_hold_seconds",
+                "at least 1: 0 would reconnect in a tight loop after every error",
+            ));
+        }
         let mut speaker = SpeakerConfig::new(self.local_as, self.router_id);
         speaker.cluster_id = self.cluster_id;
         speaker.max_paths = self.max_paths.max(1);
@@ -424,6 +439,9 @@ impl FileConfig {
 impl PeerFileConfig {
     fn into_neighbor(self, gr_on: bool) -> Result<NeighborConfig, Error> {
         let field = |f: &str| format!("peers[{}].{f}", self.address);
+        if self.remote_as == 0 {
+            return Err(Error::config(field("remote_as"), "AS 0 is reserved (RFC 7607)"));
+        }
         let mut peer = PeerConfig::new(self.address, self.remote_as);
         peer.port = self.port;
         peer.passive = self.passive;
@@ -553,5 +571,26 @@ peers:
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(e.contains("host bits"), "{e}");
+    }
+
+    #[test]
+    fn reserved_values_are_refused() {
+        let err = |yaml: &str| {
+            FileConfig::from_yaml(yaml)
+                .and_then(FileConfig::into_driver)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err("local_as: 0\nrouter_id: 198.18.0.1\n").contains("local_as"));
+        assert!(err("local_as: 1\nrouter_id: 0.0.0.0\n").contains("router_id"));
+        assert!(
+            err("local_as: 1\nrouter_id: 198.18.0.1\nidle_hold_seconds: 0\n")
+                .contains("idle_hold_seconds")
+        );
+        let e = err(
+            "local_as: 1\nrouter_id: 198.18.0.1\npeers:\n  - address: 198.18.0.2\n    remote_as: 0\n",
+        );
+        assert!(e.contains("peers[198.18.0.2].remote_as"), "{e}");
     }
 }
