@@ -16,11 +16,14 @@ use brindle_bgp_wire::{
     UpdateMsg, pack_updates, pack_withdrawals,
 };
 
-use crate::event::{ConnId, Output};
+use crate::event::{ConnId, Output, PeerTimer, TimerId};
 use crate::policy::{self, ExportTarget, SourceInfo};
 use crate::rib::adj_out::SharedAttrs;
 use crate::route::{RouteAttrs, RouteSource, family_of};
 use crate::speaker::Speaker;
+
+/// The least time between two full resends of one family to one neighbor on ROUTE-REFRESH.
+pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Which prefixes an advertisement pass looks at.
 enum Scope<'a> {
@@ -223,6 +226,47 @@ impl Speaker {
         }
     }
 
+    /// Resends the neighbor's Adj-RIB-Out of `family` (between BoRR and EoRR with enhanced
+    /// route refresh) and records when, for the rate limit.
+    pub(crate) fn serve_refresh(
+        &mut self,
+        peer: IpAddr,
+        conn: ConnId,
+        family: Family,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(n) = self.neighbors.get_mut(&peer) else {
+            return;
+        };
+        if !n.synced {
+            return;
+        }
+        let Some(enhanced) = n.negotiated.as_ref().map(|x| x.enhanced_route_refresh) else {
+            return;
+        };
+        n.refresh_served.insert(family, self.clock);
+        let rr = |subtype| Output::Send {
+            peer,
+            conn_id: conn,
+            msg: Message::RouteRefresh(RouteRefreshMsg { family, subtype }),
+        };
+        if enhanced {
+            out.push(rr(RefreshSubtype::BeginOfRefresh));
+        }
+        self.advertise_to(peer, Scope::Family(family), true, out);
+        if enhanced {
+            out.push(rr(RefreshSubtype::EndOfRefresh));
+        }
+    }
+
+    /// The deferred ROUTE-REFRESH of `family` is due: serve it on the current session.
+    pub(crate) fn refresh_due(&mut self, peer: IpAddr, family: Family, out: &mut Vec<Output>) {
+        let Some(conn) = self.neighbors.get(&peer).and_then(|n| n.session) else {
+            return;
+        };
+        self.serve_refresh(peer, conn, family, out);
+    }
+
     /// A ROUTE-REFRESH from the neighbor: resend its Adj-RIB-Out of the family (between BoRR
     /// and EoRR with enhanced route refresh), or handle its BoRR / EoRR.
     pub(crate) fn refresh_received(
@@ -240,24 +284,24 @@ impl Speaker {
         }
         match r.subtype {
             RefreshSubtype::Normal => {
-                if !self.neighbors.get(&peer).is_some_and(|n| n.synced) {
+                // Rate limit: one full resend per family per REFRESH_INTERVAL. A request that
+                // comes sooner is served when the interval ends, once however many came.
+                let now = self.clock;
+                let last = self
+                    .neighbors
+                    .get(&peer)
+                    .and_then(|n| n.refresh_served.get(&r.family).copied());
+                if let Some(l) = last
+                    && now < l + REFRESH_INTERVAL
+                {
+                    let t = TimerId::Peer(peer, PeerTimer::RouteRefresh(r.family));
+                    if !self.timers.is_armed(t) {
+                        tracing::info!(target: "bgp.refresh", event = "refresh_deferred", %peer, family = %r.family);
+                        self.timers.arm(t, l + REFRESH_INTERVAL, out);
+                    }
                     return;
                 }
-                let rr = |subtype| Output::Send {
-                    peer,
-                    conn_id: conn,
-                    msg: Message::RouteRefresh(RouteRefreshMsg {
-                        family: r.family,
-                        subtype,
-                    }),
-                };
-                if neg.enhanced_route_refresh {
-                    out.push(rr(RefreshSubtype::BeginOfRefresh));
-                }
-                self.advertise_to(peer, Scope::Family(r.family), true, out);
-                if neg.enhanced_route_refresh {
-                    out.push(rr(RefreshSubtype::EndOfRefresh));
-                }
+                self.serve_refresh(peer, conn, r.family, out);
             }
             RefreshSubtype::BeginOfRefresh => self.mark_stale(peer, r.family),
             RefreshSubtype::EndOfRefresh => self.flush_stale(peer, Some(r.family)),

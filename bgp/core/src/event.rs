@@ -70,6 +70,8 @@ pub enum PeerTimer {
     Restart,
     /// GR helper: how long stale routes are kept after the neighbor came back.
     Stale,
+    /// A ROUTE-REFRESH for this family that came too soon after the last one served, deferred.
+    RouteRefresh(brindle_bgp_wire::Family),
 }
 
 /// A timer the driver arms and reports back.

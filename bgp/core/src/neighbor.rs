@@ -99,6 +99,8 @@ pub(crate) struct Neighbor {
     pub flaps: u32,
     /// Messages sent and received, for status.
     pub messages: crate::status::MessageCounters,
+    /// When a ROUTE-REFRESH of each family was last served (the rate limit).
+    pub refresh_served: BTreeMap<brindle_bgp_wire::Family, Instant>,
 }
 
 impl Neighbor {
@@ -120,6 +122,7 @@ impl Neighbor {
             gr_stale: BTreeSet::new(),
             flaps: 0,
             messages: Default::default(),
+            refresh_served: BTreeMap::new(),
         }
     }
 

@@ -225,6 +225,7 @@ impl Speaker {
                 PeerTimer::Keepalive(c) => self.keepalive_expired(peer, c, now, out),
                 PeerTimer::DelayOpen(c) => self.delay_open_expired(peer, c, now, out),
                 PeerTimer::Restart | PeerTimer::Stale => self.flush_stale(peer, None),
+                PeerTimer::RouteRefresh(f) => self.refresh_due(peer, f, out),
             },
         }
     }

@@ -578,3 +578,47 @@ fn batched_originations_share_updates() {
     assert_eq!(e.len(), 1, "500 /24s fit one UPDATE");
     assert_eq!(e[0].nlri.len(), 500);
 }
+
+#[test]
+fn route_refresh_storm_is_rate_limited() {
+    let mut s = setup(|_| {});
+    s.step(
+        Input::Originate(pfx("10.10.0.0/26"), OriginAttrs::default()),
+        t(1),
+    );
+    let rr = || Message::RouteRefresh(brindle_bgp_wire::RouteRefreshMsg::new(Family::IPV4_UNICAST));
+    let updates = |out: &[Output], s: &Speaker| {
+        all_messages(out, s.session_context(ip(E)).expect("ctx"))
+            .into_iter()
+            .filter(|m| matches!(m, Message::Update(_)))
+            .count()
+    };
+    // The first is served at once.
+    let out = s.step(msg(ip(E), conn(E), rr()), t(2));
+    assert_eq!(updates(&out, &s), 1);
+    // A storm within the interval: nothing resent now, one deferred resend armed.
+    let timer = TimerId::Peer(ip(E), PeerTimer::RouteRefresh(Family::IPV4_UNICAST));
+    let mut armed = 0;
+    for _ in 0..50 {
+        let out = s.step(msg(ip(E), conn(E), rr()), t(3));
+        assert_eq!(
+            updates(&out, &s),
+            0,
+            "a refresh within the interval was served"
+        );
+        armed += out
+            .iter()
+            .filter(|o| matches!(o, Output::ArmTimer { timer: x, .. } if *x == timer))
+            .count();
+    }
+    assert_eq!(armed, 1, "one deferred resend for the whole storm");
+    // When it is due, the Adj-RIB-Out goes out once more.
+    let out = s.step(
+        Input::TimerExpired(timer),
+        t(2) + brindle_bgp_core::advertise::REFRESH_INTERVAL,
+    );
+    assert_eq!(updates(&out, &s), 1);
+    // After the interval a new request is served at once again.
+    let out = s.step(msg(ip(E), conn(E), rr()), t(30));
+    assert_eq!(updates(&out, &s), 1);
+}

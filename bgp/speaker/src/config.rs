@@ -440,7 +440,10 @@ impl PeerFileConfig {
     fn into_neighbor(self, gr_on: bool) -> Result<NeighborConfig, Error> {
         let field = |f: &str| format!("peers[{}].{f}", self.address);
         if self.remote_as == 0 {
-            return Err(Error::config(field("remote_as"), "AS 0 is reserved (RFC 7607)"));
+            return Err(Error::config(
+                field("remote_as"),
+                "AS 0 is reserved (RFC 7607)",
+            ));
         }
         let mut peer = PeerConfig::new(self.address, self.remote_as);
         peer.port = self.port;
