@@ -162,7 +162,14 @@ impl Speaker {
                 }
             }
         }
-        send_updates(peer, conn, &ctx, &announce, &withdraw, out);
+        let unsendable = send_updates(peer, conn, &ctx, &announce, &withdraw, out);
+        // What could not be encoded is not advertised: the Adj-RIB-Out must not claim it (the
+        // neighbor was sent a withdrawal of it instead).
+        if let Some(rib) = self.adj_out.get_mut(&peer) {
+            for p in &unsendable {
+                rib.remove(p);
+            }
+        }
     }
 
     /// Send the changes of `prefixes` to every synced session.
@@ -329,6 +336,9 @@ impl Speaker {
 
 /// Pack withdrawals (per family) then announcements (grouped by identical attributes, in
 /// prefix order of each group's first prefix) into one `SendEncoded`.
+/// Encodes and sends the withdrawals and announcements. Returns the announced prefixes whose
+/// path could not be encoded (say, an AS_PATH too long for one message): they are withdrawn
+/// from the neighbor instead, reported, and must leave the Adj-RIB-Out.
 fn send_updates(
     peer: IpAddr,
     conn: ConnId,
@@ -336,28 +346,36 @@ fn send_updates(
     announce: &[(Prefix, SharedAttrs)],
     withdraw: &[Prefix],
     out: &mut Vec<Output>,
-) {
+) -> Vec<Prefix> {
     if announce.is_empty() && withdraw.is_empty() {
-        return;
+        return Vec::new();
     }
     let max = ctx.max_message_len();
     let mut bytes = Vec::new();
+    let mut unsendable: Vec<Prefix> = Vec::new();
     let mut push = |r: Result<Vec<Vec<u8>>, brindle_bgp_wire::Error>| match r {
-        Ok(msgs) => msgs.into_iter().for_each(|m| bytes.extend_from_slice(&m)),
+        Ok(msgs) => {
+            msgs.into_iter().for_each(|m| bytes.extend_from_slice(&m));
+            true
+        }
         Err(e) => {
-            tracing::error!(target: "bgp.rib", event = "encode_failed", peer = %peer, error = %e)
+            tracing::error!(target: "bgp.rib", event = "encode_failed", peer = %peer, error = %e);
+            false
         }
     };
-    for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
-        let w: Vec<Nlri> = withdraw
-            .iter()
-            .filter(|p| family_of(p) == f)
-            .map(|p| Nlri::new(*p))
-            .collect();
-        if !w.is_empty() {
-            push(pack_withdrawals(f, &w, ctx, max));
+    let withdrawals = |list: &[Prefix], push: &mut dyn FnMut(_) -> bool| {
+        for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+            let w: Vec<Nlri> = list
+                .iter()
+                .filter(|p| family_of(p) == f)
+                .map(|p| Nlri::new(*p))
+                .collect();
+            if !w.is_empty() {
+                push(pack_withdrawals(f, &w, ctx, max));
+            }
         }
-    }
+    };
+    withdrawals(withdraw, &mut push);
     // Group by identical attributes: by identity first (shared lists), then by value.
     let mut by_ptr: HashMap<*const Vec<PathAttribute>, usize> = HashMap::new();
     let mut index: HashMap<&Vec<PathAttribute>, usize> = HashMap::new();
@@ -372,8 +390,14 @@ fn send_updates(
         groups[i].1.push(Nlri::new(*p));
     }
     for (a, nlri) in groups {
-        push(pack_updates(a, &nlri, ctx, max));
+        if !push(pack_updates(a, &nlri, ctx, max)) {
+            for n in &nlri {
+                tracing::error!(target: "bgp.rib", event = "route_not_advertised", %peer, prefix = %n.prefix, "its path cannot be encoded; withdrawn from the neighbor");
+            }
+            unsendable.extend(nlri.iter().map(|n| n.prefix));
+        }
     }
+    withdrawals(&unsendable, &mut push);
     if !bytes.is_empty() {
         out.push(Output::SendEncoded {
             peer,
@@ -381,4 +405,5 @@ fn send_updates(
             bytes,
         });
     }
+    unsendable
 }

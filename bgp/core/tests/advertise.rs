@@ -622,3 +622,45 @@ fn route_refresh_storm_is_rate_limited() {
     let out = s.step(msg(ip(E), conn(E), rr()), t(30));
     assert_eq!(updates(&out, &s), 1);
 }
+
+/// A path too long to encode in one message is not advertised, and the Adj-RIB-Out does not
+/// claim it: the neighbor gets a withdrawal of the route it had, and the status counts nothing.
+#[test]
+fn unencodable_path_is_withdrawn_not_recorded() {
+    let mut s = setup(|_| {});
+    let advertised = |s: &Speaker| {
+        s.peer_status(ip(I1)).expect("status").families[&Family::IPV4_UNICAST].advertised
+    };
+    let short = announce_v4(&[65001, 7], "10.0.0.2", &["10.30.0.0/16"], vec![]);
+    let out = from(&mut s, E, short);
+    assert_eq!(to(&s, &out, I1)[0].nlri.len(), 1);
+    assert_eq!(advertised(&s), 1);
+    // 1,100 four-octet ASNs: 4,400 bytes of AS_PATH, over the 4,096-byte message limit.
+    let mut asns = vec![65001];
+    asns.extend((0..1099).map(|i| 4_200_000_000 + i));
+    let long = announce_v4(&asns, "10.0.0.2", &["10.30.0.0/16"], vec![]);
+    let out = from(&mut s, E, long);
+    let u = to(&s, &out, I1);
+    assert!(
+        u.iter().all(|u| u.nlri.is_empty()),
+        "announced anyway: {u:?}"
+    );
+    assert_eq!(
+        u.iter().map(|u| u.withdrawn.len()).sum::<usize>(),
+        1,
+        "the old route must be withdrawn"
+    );
+    assert_eq!(
+        advertised(&s),
+        0,
+        "the Adj-RIB-Out claims a route never sent"
+    );
+    // A short path again is advertised again.
+    let out = from(
+        &mut s,
+        E,
+        announce_v4(&[65001, 8], "10.0.0.2", &["10.30.0.0/16"], vec![]),
+    );
+    assert_eq!(to(&s, &out, I1)[0].nlri.len(), 1);
+    assert_eq!(advertised(&s), 1);
+}
