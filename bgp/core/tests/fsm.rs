@@ -564,3 +564,42 @@ fn decode_error_sends_its_notification() {
         conn_id: ConnId(1)
     }));
 }
+
+/// A configuration change that needs a new session closes it with Cease 6/6 (Other
+/// Configuration Change) and reconnects; one that arrives while the peer is administratively
+/// down never brings it up.
+#[test]
+fn config_change_reset_is_cease_6_and_keeps_admin_down() {
+    let mut s = speaker("10.0.0.1");
+    let p = ip(PEER);
+    s.step(Input::AddPeer(peer()), t(0));
+    establish(
+        &mut s,
+        p,
+        1,
+        open_from(65001, PEER, 90, &[Family::IPV4_UNICAST]),
+        t(1),
+    );
+    let mut changed = peer();
+    changed.hold_time = 30;
+    let out = s.step(Input::UpdatePeer(changed.clone()), t(2));
+    assert_eq!(notification_codes(&out), vec![(6, 6)]);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Connect { .. })),
+        "reconnects: {out:?}"
+    );
+    // Administratively down, then another change that needs a reset: stays down.
+    s.step(Input::AdminDown(p), t(3));
+    let mut again = changed;
+    again.hold_time = 60;
+    let out = s.step(Input::UpdatePeer(again), t(4));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Connect { .. })),
+        "an administratively shut peer was brought up: {out:?}"
+    );
+    let st = s.peer_status(p).unwrap();
+    assert!(!st.admin_up);
+    assert_eq!(st.configured_hold_time, 60);
+    let out = s.step(Input::AdminUp(p), t(5));
+    assert!(out.iter().any(|o| matches!(o, Output::Connect { .. })));
+}
