@@ -49,8 +49,8 @@ impl Speaker {
         let mut kept = 0usize;
         for (p, _) in prefixes {
             if gr.contains(&family_of(&p)) {
-                if let Some(e) = self.adj_in.get_mut(&addr).and_then(|r| r.get_mut(&p)) {
-                    e.stale = true;
+                if let Some(r) = self.adj_in.get_mut(&addr) {
+                    r.set_stale(&p);
                 }
                 self.loc.set_stale(&p, RouteSource::Peer(addr), true);
                 kept += 1;
@@ -136,14 +136,7 @@ impl Speaker {
         let Some(r) = self.adj_in.get_mut(&addr) else {
             return;
         };
-        let mut marked = Vec::new();
-        for (p, e) in r.iter_mut() {
-            if family_of(p) == family {
-                e.stale = true;
-                marked.push(*p);
-            }
-        }
-        for p in marked {
+        for p in r.mark_family_stale(family) {
             self.loc.set_stale(&p, RouteSource::Peer(addr), true);
         }
     }

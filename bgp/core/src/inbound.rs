@@ -206,8 +206,8 @@ impl Speaker {
                 }
             };
             let verdict = self.filter_verdict(addr, &p, &base);
-            if let Some(e) = self.adj_in.get_mut(&addr).and_then(|r| r.get_mut(&p)) {
-                e.verdict = verdict.clone();
+            if let Some(r) = self.adj_in.get_mut(&addr) {
+                r.set_verdict(&p, verdict.clone());
             }
             self.apply_verdict(addr, p, verdict);
             if stale {
@@ -231,11 +231,13 @@ impl Speaker {
         else {
             return;
         };
-        let accepted = self.adj_in.get(&addr).map_or(0, |r| r.accepted_total());
-        if accepted <= usize::try_from(limit).unwrap_or(usize::MAX) {
+        // Every route received counts, those import policy refuses too: they take memory
+        // all the same (O(1): the Adj-RIB-In keeps its size).
+        let received = self.adj_in.get(&addr).map_or(0, |r| r.received_total());
+        if received <= usize::try_from(limit).unwrap_or(usize::MAX) {
             return;
         }
-        tracing::warn!(target: "bgp.rib", event = "max_prefix_exceeded", peer = %addr, limit, accepted);
+        tracing::warn!(target: "bgp.rib", event = "max_prefix_exceeded", peer = %addr, limit, received);
         let mut data = family.afi.0.to_be_bytes().to_vec();
         data.push(family.safi.0);
         data.extend_from_slice(&limit.to_be_bytes());
@@ -244,7 +246,7 @@ impl Speaker {
             addr,
             c,
             n,
-            format!("maximum number of prefixes ({limit}) exceeded: {accepted}"),
+            format!("maximum number of prefixes ({limit}) exceeded: {received} received"),
             now,
             out,
         );

@@ -664,3 +664,17 @@ fn unencodable_path_is_withdrawn_not_recorded() {
     assert_eq!(to(&s, &out, I1)[0].nlri.len(), 1);
     assert_eq!(advertised(&s), 1);
 }
+
+/// Routes that import policy refuses count toward max-prefix: they are stored all the same.
+#[test]
+fn max_prefix_counts_refused_routes() {
+    let mut s = setup(|c| c.max_prefixes = Some(2));
+    // Our own AS in the path: refused (AS_PATH loop), yet received.
+    let looped = |p: &str| announce_v4(&[65001, 65000], "10.0.0.2", &[p], vec![]);
+    let out = from(&mut s, E, looped("10.1.0.0/16"));
+    assert!(notification_codes(&out).is_empty());
+    let out = from(&mut s, E, looped("10.2.0.0/16"));
+    assert!(notification_codes(&out).is_empty());
+    let out = from(&mut s, E, looped("10.3.0.0/16"));
+    assert_eq!(notification_codes(&out), vec![(6, 1)], "3 received > 2");
+}

@@ -23,21 +23,38 @@ pub struct InEntry {
     pub stale: bool,
 }
 
-/// The routes of one neighbor.
+/// The routes of one neighbor, with the number accepted kept up to date (max-prefix checks
+/// run on every UPDATE and must not walk the table).
 #[derive(Debug, Clone, Default)]
 pub struct AdjRibIn {
     routes: BTreeMap<Prefix, InEntry>,
+    accepted: usize,
 }
 
 impl AdjRibIn {
+    fn count(&mut self, e: Option<&InEntry>, add: bool) {
+        if e.is_some_and(|e| e.verdict.is_ok()) {
+            if add {
+                self.accepted += 1;
+            } else {
+                self.accepted -= 1;
+            }
+        }
+    }
+
     /// Insert or replace a route; returns the previous entry.
     pub fn insert(&mut self, prefix: Prefix, entry: InEntry) -> Option<InEntry> {
-        self.routes.insert(prefix, entry)
+        self.count(Some(&entry), true);
+        let prev = self.routes.insert(prefix, entry);
+        self.count(prev.as_ref(), false);
+        prev
     }
 
     /// Remove a route; returns it.
     pub fn remove(&mut self, prefix: &Prefix) -> Option<InEntry> {
-        self.routes.remove(prefix)
+        let prev = self.routes.remove(prefix);
+        self.count(prev.as_ref(), false);
+        prev
     }
 
     /// A route.
@@ -45,19 +62,47 @@ impl AdjRibIn {
         self.routes.get(prefix)
     }
 
-    /// A route, mutable.
-    pub fn get_mut(&mut self, prefix: &Prefix) -> Option<&mut InEntry> {
-        self.routes.get_mut(prefix)
+    /// Replaces a route's import verdict (after a policy change).
+    pub fn set_verdict(&mut self, prefix: &Prefix, verdict: Result<Arc<RouteAttrs>, Rejection>) {
+        let Some(e) = self.routes.get_mut(prefix) else {
+            return;
+        };
+        let was = e.verdict.is_ok();
+        let now = verdict.is_ok();
+        e.verdict = verdict;
+        match (was, now) {
+            (false, true) => self.accepted += 1,
+            (true, false) => self.accepted -= 1,
+            _ => {}
+        }
+    }
+
+    /// Marks a route stale; false when there is none.
+    pub fn set_stale(&mut self, prefix: &Prefix) -> bool {
+        match self.routes.get_mut(prefix) {
+            Some(e) => {
+                e.stale = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Marks every route of `family` stale; returns their prefixes.
+    pub fn mark_family_stale(&mut self, family: Family) -> Vec<Prefix> {
+        let mut marked = Vec::new();
+        for (p, e) in &mut self.routes {
+            if family_of(p) == family {
+                e.stale = true;
+                marked.push(*p);
+            }
+        }
+        marked
     }
 
     /// All routes in prefix order.
     pub fn iter(&self) -> impl Iterator<Item = (&Prefix, &InEntry)> {
         self.routes.iter()
-    }
-
-    /// All routes, mutable.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Prefix, &mut InEntry)> {
-        self.routes.iter_mut()
     }
 
     /// Routes received (pre-policy) in `family`.
@@ -76,9 +121,14 @@ impl AdjRibIn {
             .count()
     }
 
-    /// Routes accepted by import policy, all families.
+    /// Routes accepted by import policy, all families (O(1)).
     pub fn accepted_total(&self) -> usize {
-        self.routes.values().filter(|e| e.verdict.is_ok()).count()
+        self.accepted
+    }
+
+    /// Routes received, accepted or not, all families (O(1)).
+    pub fn received_total(&self) -> usize {
+        self.routes.len()
     }
 
     /// Prefixes marked stale in any of `families`.
@@ -98,5 +148,52 @@ impl AdjRibIn {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Rejection;
+
+    fn entry(ok: bool) -> InEntry {
+        let a = Arc::new(RouteAttrs::default());
+        InEntry {
+            attrs: a.clone(),
+            verdict: if ok { Ok(a) } else { Err(Rejection::Filter) },
+            stale: false,
+        }
+    }
+
+    #[test]
+    fn counts_stay_true_through_every_change() {
+        let mut r = AdjRibIn::default();
+        let p = |i: u8| Prefix::v4(std::net::Ipv4Addr::new(198, 18, i, 0), 24).unwrap();
+        let check = |r: &AdjRibIn| {
+            let real = r.iter().filter(|(_, e)| e.verdict.is_ok()).count();
+            assert_eq!(r.accepted_total(), real);
+            assert_eq!(r.received_total(), r.iter().count());
+        };
+        let mut rng = 7u32;
+        for _ in 0..2000 {
+            rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let i = ((rng >> 8) % 16) as u8;
+            match (rng >> 16) % 4 {
+                0 => {
+                    r.insert(p(i), entry(rng & 1 == 0));
+                }
+                1 => {
+                    r.remove(&p(i));
+                }
+                2 => {
+                    let v = entry(rng & 2 == 0).verdict;
+                    r.set_verdict(&p(i), v);
+                }
+                _ => {
+                    r.set_stale(&p(i));
+                }
+            }
+            check(&r);
+        }
     }
 }
