@@ -247,6 +247,23 @@ impl Backend for EtcdBackend {
         }
     }
 
+    /// A key-prefix range read: only the matching keys travel.
+    async fn list_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<Stored>> {
+        let mut c = self.client.clone();
+        let p = format!("{}{prefix}", self.kind_prefix(kind, None));
+        let resp = self
+            .call(async move { c.get(p, Some(GetOptions::new().with_prefix())).await })
+            .await?;
+        let mut out = Vec::with_capacity(resp.kvs().len());
+        for kv in resp.kvs() {
+            let Some(key) = self.key_of(kv.key()) else {
+                continue;
+            };
+            out.push(self.parse(key, kv.value(), kv.mod_revision())?);
+        }
+        Ok(out)
+    }
+
     fn transactions(&self) -> bool {
         true
     }

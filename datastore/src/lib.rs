@@ -247,6 +247,16 @@ pub trait Backend: Send + Sync + 'static {
         kind: Kind,
         after: Revision,
     ) -> Result<BoxStream<'static, Result<Change>>>;
+    /// The cluster-scoped objects of `kind` whose names start with `prefix`, in name order
+    /// (say, one node's block affinities). Backends read only those natively (an index range
+    /// on SQLite, a key prefix on etcd); the default lists the kind and filters.
+    async fn list_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<Stored>> {
+        let (items, _) = self.list(kind, None).await?;
+        Ok(items
+            .into_iter()
+            .filter(|s| s.key.name.starts_with(prefix))
+            .collect())
+    }
     /// True when [`Backend::commit`] is atomic.
     fn transactions(&self) -> bool {
         false
@@ -339,6 +349,17 @@ impl Datastore {
         selector: Option<&Selector>,
     ) -> Result<Vec<Resource>> {
         let (items, _) = self.backend.list(kind, namespace).await?;
+        Ok(Self::decode_all(items, selector))
+    }
+
+    /// The cluster-scoped objects of `kind` whose names start with `prefix` (read natively by
+    /// the backend: the rest of the kind is not read).
+    pub async fn list_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<Resource>> {
+        let items = self.backend.list_prefix(kind, prefix).await?;
+        Ok(Self::decode_all(items, None))
+    }
+
+    fn decode_all(items: Vec<Stored>, selector: Option<&Selector>) -> Vec<Resource> {
         let mut out = Vec::with_capacity(items.len());
         for s in items {
             // One object that does not decode (written by a newer version, say) is reported
@@ -357,7 +378,7 @@ impl Datastore {
             }
         }
         out.sort_by_key(Key::of);
-        Ok(out)
+        out
     }
 
     pub(crate) fn check(r: &Resource) -> Result<Key> {

@@ -503,6 +503,41 @@ impl Backend for SqliteBackend {
         .await
     }
 
+    /// A range of the primary key: only the matching rows are read.
+    async fn list_prefix(&self, kind: Kind, prefix: &str) -> Result<Vec<Stored>> {
+        let path = self.inner.path.clone();
+        let lo = format!("{}/{prefix}", kind.plural());
+        // Names are ASCII; U+10FFFF sorts after every one of them.
+        let hi = format!("{lo}\u{10ffff}");
+        self.run_read(move |conn| {
+            let me = |e| Self::map_err(&path, e);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT path, value, revision FROM objects
+                     WHERE path >= ?1 AND path < ?2 AND kind = ?3 ORDER BY path",
+                )
+                .map_err(me)?;
+            let rows = stmt
+                .query_map(params![lo, hi, kind.name()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(me)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (p, text, r) = row.map_err(me)?;
+                let key =
+                    Key::from_path(&p).ok_or_else(|| Error::Internal(format!("bad path {p}")))?;
+                out.push(parse_stored(key, &text, r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     fn transactions(&self) -> bool {
         true
     }

@@ -492,6 +492,36 @@ async fn transactions_are_all_or_nothing(h: Harness) {
     );
 }
 
+/// Listing by name prefix reads exactly the objects whose names start with it.
+async fn list_by_name_prefix(h: Harness) {
+    let ds = &h.ds;
+    for (i, n) in ["node-1-a", "node-1-b", "node-10-a", "node-2-a"]
+        .iter()
+        .enumerate()
+    {
+        ds.create(&pool(n, &format!("198.18.{i}.0/24")))
+            .await
+            .unwrap();
+    }
+    ds.create(&policy("ns", "node-1-x")).await.unwrap();
+    let names = |v: Vec<Resource>| v.iter().map(|r| r.name().to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        names(ds.list_prefix(Kind::IPPool, "node-1-").await.unwrap()),
+        ["node-1-a", "node-1-b"]
+    );
+    assert_eq!(
+        names(ds.list_prefix(Kind::IPPool, "node-1").await.unwrap()),
+        ["node-1-a", "node-1-b", "node-10-a"]
+    );
+    assert!(
+        ds.list_prefix(Kind::IPPool, "zzz")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(ds.list_prefix(Kind::IPPool, "").await.unwrap().len(), 4);
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod memory_backend {
@@ -518,6 +548,7 @@ conformance!(
     concurrent_cas_loses_nothing,
     undecodable_objects_are_skipped,
     transactions_are_all_or_nothing,
+    list_by_name_prefix,
 );
 
 #[tokio::test]

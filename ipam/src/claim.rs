@@ -106,7 +106,12 @@ async fn confirm(ipam: &Ipam, node: &str, cidr: &IpNetwork) -> Result<()> {
 pub async fn node_blocks(ipam: &Ipam, node: &str) -> Result<Vec<IpNetwork>> {
     let ds = ipam.datastore();
     let mut out = Vec::new();
-    for r in ds.list(Kind::BlockAffinity, None, None).await? {
+    // Affinities are named `<node>-<block>`: read only this node's (and the few of nodes
+    // whose names extend it, filtered below), not every node's.
+    for r in ds
+        .list_prefix(Kind::BlockAffinity, &format!("{node}-"))
+        .await?
+    {
         let Resource::BlockAffinity(BlockAffinity { spec, .. }) = r else {
             continue;
         };
