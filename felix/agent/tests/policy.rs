@@ -175,3 +175,82 @@ fn the_kernel_enforces_the_rendered_table() {
         .unwrap_or_else(|| panic!("{list}"));
     assert!(!line.contains("packets 0 "), "{line}");
 }
+
+/// The nftables driver against the kernel, in a namespace of its own: it writes only when the
+/// table should change; a rule inserted into our table by hand is removed and a deleted table
+/// re-created at the next pass; after a restart with unchanged state nothing is written.
+#[test]
+fn the_driver_repairs_foreign_changes_and_restarts_quietly() {
+    use brindle_felix::driver::Driver;
+    use brindle_tests::netns::*;
+    require(&["nft"]);
+    let mut lab = Lab::new();
+    let node = lab.ns("node");
+    let rendered = render(&plan(&load("demo"), "node-1"));
+    let chain = rendered
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("chain ")
+                .map(|c| c.trim_end_matches(" {").to_string())
+        })
+        .expect("a chain");
+    let list = |ns: &str| {
+        sh(&[
+            "ip", "netns", "exec", ns, "nft", "list", "table", "inet", "brindle",
+        ])
+    };
+    let n2 = node.clone();
+    let r2 = rendered.clone();
+    let wrote: Vec<bool> = in_netns(&node, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut d = Driver::new();
+            let mut wrote = vec![d.apply(&r2).await.unwrap(), d.apply(&r2).await.unwrap()];
+            // A foreign rule inside our table: removed at the next pass.
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &n2,
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "brindle",
+                &chain,
+                "counter",
+                "accept",
+                "comment",
+                "\"by hand\"",
+            ]);
+            wrote.push(d.apply(&r2).await.unwrap());
+            // Our table deleted: re-created.
+            sh(&[
+                "ip", "netns", "exec", &n2, "nft", "delete", "table", "inet", "brindle",
+            ]);
+            wrote.push(d.apply(&r2).await.unwrap());
+            // A restart (a new driver) with the same state writes nothing.
+            wrote.push(Driver::new().apply(&r2).await.unwrap());
+            wrote
+        })
+    })
+    .join()
+    .expect("the driver's thread");
+    assert_eq!(wrote, [true, false, true, true, false], "writes per pass");
+    let table = list(&node);
+    assert!(
+        !table.contains("by hand"),
+        "the foreign rule survived:\n{table}"
+    );
+    assert!(table.contains("chain"), "{table}");
+    // Nothing of ours leaked into the root namespace.
+    let (_, root) = try_sh(&["nft", "list", "tables"]);
+    assert!(
+        !root.contains("brindle"),
+        "a table in the root namespace: {root}"
+    );
+}
