@@ -210,6 +210,36 @@ impl SqliteBackend {
         }
     }
 
+    /// Runs a `SELECT path, value, revision` statement and parses the rows whose path `keep`
+    /// accepts.
+    fn query_stored(
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        params: impl rusqlite::Params,
+        keep: impl Fn(&str) -> bool,
+        db: &Path,
+    ) -> Result<Vec<Stored>> {
+        let me = |e| Self::map_err(db, e);
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(me)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (p, text, r) = row.map_err(me)?;
+            if !keep(&p) {
+                continue;
+            }
+            let key = Key::from_path(&p).ok_or_else(|| Error::Internal(format!("bad path {p}")))?;
+            out.push(parse_stored(key, &text, r)?);
+        }
+        Ok(out)
+    }
+
     fn map_err(path: &Path, e: rusqlite::Error) -> Error {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
@@ -442,25 +472,8 @@ impl Backend for SqliteBackend {
                     "SELECT path, value, revision FROM objects WHERE kind = ?1 ORDER BY path",
                 )
                 .map_err(me)?;
-            let rows = stmt
-                .query_map([kind.name()], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
-                .map_err(me)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (p, text, r) = row.map_err(me)?;
-                if !p.starts_with(&prefix) {
-                    continue;
-                }
-                let key =
-                    Key::from_path(&p).ok_or_else(|| Error::Internal(format!("bad path {p}")))?;
-                out.push(parse_stored(key, &text, r)?);
-            }
+            let out =
+                Self::query_stored(&mut stmt, [kind.name()], |p| p.starts_with(&prefix), &path)?;
             Ok((out, rev as Revision))
         })
         .await
@@ -517,23 +530,7 @@ impl Backend for SqliteBackend {
                      WHERE path >= ?1 AND path < ?2 AND kind = ?3 ORDER BY path",
                 )
                 .map_err(me)?;
-            let rows = stmt
-                .query_map(params![lo, hi, kind.name()], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
-                .map_err(me)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (p, text, r) = row.map_err(me)?;
-                let key =
-                    Key::from_path(&p).ok_or_else(|| Error::Internal(format!("bad path {p}")))?;
-                out.push(parse_stored(key, &text, r)?);
-            }
-            Ok(out)
+            Self::query_stored(&mut stmt, params![lo, hi, kind.name()], |_| true, &path)
         })
         .await
     }
