@@ -287,7 +287,11 @@ async fn status_commands_golden_down_and_denied() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let b = bin.clone();
+    // A copy of the binary that uid 65534 can run wherever the checkout lives (say, under a
+    // 0700 home directory).
+    let b = dir.path().join("brindlectl");
+    std::fs::copy(&bin, &b).unwrap();
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (code, out, err) = tokio::task::spawn_blocking(move || {
         ctl(&b, &["bgp", "peers", "--socket", &s], Some(65534))
     })
