@@ -490,6 +490,18 @@ fn delete_endpoints(db: &str) {
     });
 }
 
+/// Runs `cmd` for every pod at once (container `k<i>` in `pods[i]`); the results in order.
+fn all_at_once(n: &Node, conf: &Value, pods: &[String], cmd: &str) -> Vec<(bool, Value)> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = pods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| s.spawn(move || n.cni(cmd, conf, &format!("k{i}"), Some(p), "")))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 /// 100 ADDs at once on one node (as a runtime starting a deployment): 100 distinct addresses,
 /// all from the node's own blocks, 100 veths; then 100 DELs at once leave no allocation, no
 /// endpoint and no veth.
@@ -500,17 +512,7 @@ fn hundred_concurrent_adds_and_dels() {
     let pods: Vec<String> = (0..N).map(|i| n.lab.ns(&format!("c{i}"))).collect();
     let conf = n.conf("1.1.0");
     let started = std::time::Instant::now();
-    let results: Vec<(bool, Value)> = std::thread::scope(|s| {
-        let hs: Vec<_> = pods
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let (n, conf) = (&n, &conf);
-                s.spawn(move || n.cni("ADD", conf, &format!("k{i}"), Some(p), ""))
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results: Vec<(bool, Value)> = all_at_once(&n, &conf, &pods, "ADD");
     eprintln!("{N} concurrent ADDs in {:?}", started.elapsed());
     let mut ips = std::collections::BTreeSet::new();
     for (ok, r) in &results {
@@ -530,17 +532,7 @@ fn hundred_concurrent_adds_and_dels() {
     assert_eq!(n.links().matches("cali").count(), N);
     assert_eq!(n.handles().len(), N);
     let started = std::time::Instant::now();
-    let dels: Vec<(bool, Value)> = std::thread::scope(|s| {
-        let hs: Vec<_> = pods
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let (n, conf) = (&n, &conf);
-                s.spawn(move || n.cni("DEL", conf, &format!("k{i}"), Some(p), ""))
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let dels: Vec<(bool, Value)> = all_at_once(&n, &conf, &pods, "DEL");
     eprintln!("{N} concurrent DELs in {:?}", started.elapsed());
     for (ok, r) in &dels {
         assert!(ok, "{r}");

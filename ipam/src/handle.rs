@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::{Ipam, Result, handle_name};
 
-fn key(handle: &str) -> Key {
+/// The datastore key of a handle.
+pub fn key(handle: &str) -> Key {
     Key::new(Kind::IPAMHandle, handle_name(handle))
 }
 
@@ -47,11 +48,6 @@ pub fn fresh(
             "annotations": {CREATED: now.to_string(), NODE: node}},
         "spec": {"handleID": handle, "block": {block: n}}}))
     .map_err(|e| DsError::Internal(format!("handle {handle}: {e:?}")))
-}
-
-/// The datastore key of a handle.
-pub fn key_of(handle: &str) -> Key {
-    key(handle)
 }
 
 /// Records `n` more addresses of `handle` in `block`; `node` and `now` (Unix seconds) are

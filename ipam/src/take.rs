@@ -124,11 +124,23 @@ impl Cas<'_> {
         Ok((!ips.is_empty()).then_some((before, after, seq, ips)))
     }
 
+    /// Settles a write of `b` (which took `ips` at sequence `seq`) that failed ambiguously;
+    /// see [`resolve::block_write`].
+    async fn settle(
+        &self,
+        b: &IPAMBlock,
+        ips: &[IpAddr],
+        seq: u64,
+        resend: Resend<'_>,
+    ) -> Result<(), DsError> {
+        resolve::block_write(self.ipam, self.key, b, ips, seq, self.handle, resend).await
+    }
+
     /// Handle and block in one transaction.
     async fn together(&self, first: IPAMBlock) -> Result<Vec<IpAddr>> {
         let ds = self.ipam.datastore();
         let cidr = first.spec.cidr.clone();
-        let hkey = handle::key_of(self.handle).to_string();
+        let hkey = handle::key(self.handle).to_string();
         let pending = Mutex::new(Some(first));
         // None: assume the handle is new (one per pod: the common case); Some: as last read.
         let known: Mutex<Option<IPAMHandle>> = Mutex::new(None);
@@ -153,18 +165,7 @@ impl Cas<'_> {
             };
             let ops = [handle_op, Op::Update(Resource::IPAMBlock(b.clone()))];
             let sent = match ds.commit(&ops).await {
-                Err(e) if e.is_ambiguous() => {
-                    resolve::block_write(
-                        self.ipam,
-                        self.key,
-                        &b,
-                        &ips,
-                        seq,
-                        self.handle,
-                        Resend::Txn(&ops),
-                    )
-                    .await
-                }
+                Err(e) if e.is_ambiguous() => self.settle(&b, &ips, seq, Resend::Txn(&ops)).await,
                 other => other.map(|_| ()),
             };
             match sent {
@@ -208,17 +209,10 @@ impl Cas<'_> {
             };
             match ds.update(&Resource::IPAMBlock(b.clone())).await {
                 Ok(_) => Ok(ips),
-                Err(e) if e.is_ambiguous() => resolve::block_write(
-                    self.ipam,
-                    self.key,
-                    &b,
-                    &ips,
-                    seq,
-                    self.handle,
-                    Resend::Block,
-                )
-                .await
-                .map(|()| ips),
+                Err(e) if e.is_ambiguous() => self
+                    .settle(&b, &ips, seq, Resend::Block)
+                    .await
+                    .map(|()| ips),
                 Err(e) => Err(e),
             }
         })

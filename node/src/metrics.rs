@@ -410,32 +410,6 @@ pub async fn serve(
     Ok((bound, task))
 }
 
-/// Fetches `path` from a server of ours (tests and `brindlectl`): (status code, body).
-pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::other("connect timed out"))??;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut resp))
-        .await
-        .map_err(|_| std::io::Error::other("read timed out"))??;
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,6 +439,33 @@ mod tests {
             since: Duration::from_secs(7),
             last_error_age: None,
         }
+    }
+
+    /// Fetches `path` from a server of ours: (status code, body).
+    async fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+        let mut s =
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+                .await
+                .map_err(|_| std::io::Error::other("connect timed out"))??;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut resp = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut resp))
+            .await
+            .map_err(|_| std::io::Error::other("read timed out"))??;
+        let text = String::from_utf8_lossy(&resp).to_string();
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((code, body))
     }
 
     fn status(peers: Vec<PeerState>) -> NodeStatus {
