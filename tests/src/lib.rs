@@ -7,6 +7,7 @@
 pub mod cni;
 pub mod etcd;
 pub mod netns;
+pub mod probe;
 
 /// A free TCP port on 127.0.0.1 (bound then released; good enough for test servers).
 pub fn free_port() -> u16 {

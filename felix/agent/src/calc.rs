@@ -134,6 +134,24 @@ pub struct CRule {
     pub never: bool,
 }
 
+impl CRule {
+    /// Whether the rule can match IPv6 (`v6`) or IPv4 packets (its ipVersion, and ICMP
+    /// protocols belong to one family each).
+    pub fn in_family(&self, v6: bool) -> bool {
+        let version_ok = match self.ip_version {
+            Some(4) => !v6,
+            Some(6) => v6,
+            _ => true,
+        };
+        let proto_ok = match self.protocol {
+            Some(1) => !v6,
+            Some(58) => v6,
+            _ => true,
+        };
+        version_ok && proto_ok
+    }
+}
+
 /// A compiled policy (or profile).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CPolicy {

@@ -3,7 +3,8 @@
 //! table is missing or differs from what was applied (a deleted table, or foreign rules added
 //! inside it). A restart with unchanged state changes nothing: the table's comment carries the
 //! content hash, and an equal hash in the kernel means there is nothing to do. Nothing else in
-//! the ruleset is touched.
+//! the ruleset is touched. [`IptDriver`](crate::ipt_driver::IptDriver) does the same for
+//! iptables.
 
 use std::process::Stdio;
 
@@ -15,9 +16,11 @@ use crate::nft::{TABLE, content_hash};
 /// Driver errors, naming the command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `nft` failed.
-    #[error("nft {what}: {reason}")]
-    Nft {
+    /// A command (`nft`, `iptables-restore`, `ipset`...) failed.
+    #[error("{program} {what}: {reason}")]
+    Command {
+        /// The program.
+        program: &'static str,
         /// What was being done.
         what: &'static str,
         /// Its output.
@@ -25,15 +28,26 @@ pub enum Error {
     },
 }
 
-/// Applies rendered tables.
+/// Applies rendered nftables tables.
 #[derive(Debug, Default)]
 pub struct Driver {
     /// Hash and kernel listing right after the last apply.
     applied: Option<(String, String)>,
 }
 
-async fn nft(args: &[&str], stdin: Option<&str>, what: &'static str) -> Result<String, Error> {
-    let mut cmd = Command::new("nft");
+/// Runs `program` with `args` (and `stdin`), returning its output or an error naming it.
+pub(crate) async fn run(
+    program: &'static str,
+    args: &[&str],
+    stdin: Option<&str>,
+    what: &'static str,
+) -> Result<String, Error> {
+    let fail = |reason: String| Error::Command {
+        program,
+        what,
+        reason,
+    };
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -42,27 +56,24 @@ async fn nft(args: &[&str], stdin: Option<&str>, what: &'static str) -> Result<S
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::Nft {
-        what,
-        reason: e.to_string(),
-    })?;
+    let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
     if let (Some(text), Some(mut i)) = (stdin, child.stdin.take()) {
-        i.write_all(text.as_bytes()).await.map_err(|e| Error::Nft {
-            what,
-            reason: e.to_string(),
-        })?;
+        i.write_all(text.as_bytes())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
     }
-    let o = child.wait_with_output().await.map_err(|e| Error::Nft {
-        what,
-        reason: e.to_string(),
-    })?;
+    let o = child
+        .wait_with_output()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     if !o.status.success() {
-        return Err(Error::Nft {
-            what,
-            reason: String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        });
+        return Err(fail(String::from_utf8_lossy(&o.stderr).trim().to_string()));
     }
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+async fn nft(args: &[&str], stdin: Option<&str>, what: &'static str) -> Result<String, Error> {
+    run("nft", args, stdin, what).await
 }
 
 /// The kernel's listing of our table without counter values (they change on their own).

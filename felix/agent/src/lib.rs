@@ -11,4 +11,6 @@
 
 pub mod calc;
 pub mod driver;
+pub mod ipt;
+pub mod ipt_driver;
 pub mod nft;

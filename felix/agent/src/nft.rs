@@ -47,7 +47,7 @@ fn quote(s: &str) -> String {
 }
 
 /// Drops networks contained in another of the list (interval sets refuse overlaps).
-fn minimal(nets: impl Iterator<Item = IpNetwork>) -> Vec<IpNetwork> {
+pub(crate) fn minimal(nets: impl Iterator<Item = IpNetwork>) -> Vec<IpNetwork> {
     let all: BTreeSet<IpNetwork> = nets.collect();
     all.iter()
         .filter(|n| {
@@ -116,14 +116,7 @@ fn rule(out: &mut String, r: &CRule, comment: &str) {
         return;
     }
     for v6 in [false, true] {
-        match r.ip_version {
-            Some(4) if v6 => continue,
-            Some(6) if !v6 => continue,
-            _ => {}
-        }
-        if let Some(p) = r.protocol
-            && ((p == 1 && v6) || (p == 58 && !v6))
-        {
+        if !r.in_family(v6) {
             continue;
         }
         let (Some(src), Some(dst)) = (side(&r.src, true, v6), side(&r.dst, false, v6)) else {

@@ -254,3 +254,122 @@ fn the_driver_repairs_foreign_changes_and_restarts_quietly() {
         "a table in the root namespace: {root}"
     );
 }
+
+#[test]
+fn iptables_rendering_matches_the_golden_file() {
+    let text = brindle_felix::ipt::render(&plan(&load("demo"), "node-1")).text();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/demo.iptables");
+    if std::env::var_os("BRINDLE_REGEN").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(text, want, "BRINDLE_REGEN=1 rewrites {}", path.display());
+    // Every chain name fits iptables' 28 characters, every ipset name ipset's 31.
+    for l in text.lines() {
+        if let Some(c) = l.strip_prefix(':') {
+            let name = c.split(' ').next().unwrap();
+            assert!(name.len() <= 28, "{name}");
+        }
+        if let Some(c) = l.strip_prefix("create ") {
+            let name = c.split(' ').next().unwrap();
+            assert!(name.len() <= 31, "{name}");
+        }
+    }
+}
+
+/// The iptables driver against the kernel, in a namespace of its own: writes only on change;
+/// a rule added to one of our chains by hand, a deleted chain's contents, a deleted jump and a
+/// deleted ipset are all put back; a chain of ours no longer wanted is removed; after a restart
+/// with unchanged state nothing is written; `remove` leaves nothing of ours.
+#[test]
+fn the_iptables_driver_repairs_foreign_changes_and_restarts_quietly() {
+    use brindle_felix::ipt::render as ipt_render;
+    use brindle_felix::ipt_driver::IptDriver;
+    use brindle_tests::netns::*;
+    require(&["iptables-restore", "ip6tables-restore", "ipset"]);
+    let mut lab = Lab::new();
+    let node = lab.ns("node");
+    let demo = plan(&load("demo"), "node-1");
+    let full = ipt_render(&demo);
+    // The same plan without its policies: fewer chains (the policy chains become stale).
+    let mut smaller = demo.clone();
+    smaller.policies.clear();
+    for ep in smaller.endpoints.values_mut() {
+        ep.ingress.clear();
+        ep.egress.clear();
+    }
+    let small = ipt_render(&smaller);
+    let set = full.sets.keys().next().expect("an ipset").clone();
+    let chain = full.v4.keys().find(|c| c.contains("-pi-")).unwrap().clone();
+    let (n2, f2, s2) = (node.clone(), full.clone(), small.clone());
+    let wrote: Vec<bool> = in_netns(&node, move || {
+        let x = |args: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", &n2];
+            v.extend_from_slice(args);
+            sh(&v);
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut d = IptDriver::new();
+            let mut w = vec![d.apply(&f2).await.unwrap(), d.apply(&f2).await.unwrap()];
+            x(&["iptables", "-A", &chain, "-j", "ACCEPT"]);
+            w.push(d.apply(&f2).await.unwrap());
+            x(&["iptables", "-D", "FORWARD", "1"]);
+            w.push(d.apply(&f2).await.unwrap());
+            x(&["iptables", "-F", &chain]);
+            w.push(d.apply(&f2).await.unwrap());
+            x(&["ipset", "flush", &set]);
+            w.push(d.apply(&f2).await.unwrap());
+            w.push(IptDriver::new().apply(&f2).await.unwrap());
+            w.push(d.apply(&s2).await.unwrap());
+            w.push(d.apply(&s2).await.unwrap());
+            w
+        })
+    })
+    .join()
+    .expect("the driver's thread");
+    assert_eq!(
+        wrote,
+        [true, false, true, true, true, true, false, true, false],
+        "writes per pass"
+    );
+    let save = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &node,
+        "iptables-save",
+        "-t",
+        "filter",
+    ]);
+    let ours: Vec<&str> = save
+        .lines()
+        .filter(|l| l.starts_with(":brindle-"))
+        .map(|l| l.trim_start_matches(':').split(' ').next().unwrap())
+        .collect();
+    let want: Vec<&str> = small.v4.keys().map(String::as_str).collect();
+    assert_eq!(ours, want, "exactly the smaller plan's chains:\n{save}");
+    assert_eq!(
+        save.matches("-j brindle-FORWARD").count(),
+        1,
+        "one jump from FORWARD:\n{save}"
+    );
+    in_netns(&node, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(IptDriver::remove()).unwrap();
+    })
+    .join()
+    .unwrap();
+    let save = sh(&["ip", "netns", "exec", &node, "iptables-save"]);
+    assert!(!save.contains("brindle"), "{save}");
+    let save6 = sh(&["ip", "netns", "exec", &node, "ip6tables-save"]);
+    assert!(!save6.contains("brindle"), "{save6}");
+    let sets = sh(&["ip", "netns", "exec", &node, "ipset", "list", "-n"]);
+    assert!(!sets.contains("brindle"), "{sets}");
+}
