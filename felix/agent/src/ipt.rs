@@ -313,9 +313,15 @@ fn family(plan: &Plan, out: &mut Out, v6: bool) -> BTreeMap<String, Vec<String>>
         }
         // What got here from or to a workload was allowed by policy: accept it, so a host
         // whose FORWARD policy is DROP (Docker sets that) still carries pod traffic.
-        b.push(format!("-i {wl} {} -j ACCEPT", comment("allowed by policy")));
+        b.push(format!(
+            "-i {wl} {} -j ACCEPT",
+            comment("allowed by policy")
+        ));
         if to {
-            b.push(format!("-o {wl} {} -j ACCEPT", comment("allowed by policy")));
+            b.push(format!(
+                "-o {wl} {} -j ACCEPT",
+                comment("allowed by policy")
+            ));
         }
         b
     };

@@ -23,13 +23,15 @@ const TUNNEL_RESYNC: Duration = Duration::from_secs(5);
 const POLICY_RESYNC: Duration = Duration::from_secs(5);
 /// The kinds the policy agent watches.
 const POLICY_KINDS: &[Kind] = &[
+    Kind::FelixConfiguration,
     Kind::WorkloadEndpoint,
     Kind::Profile,
     Kind::Tier,
     Kind::GlobalNetworkPolicy,
     Kind::NetworkPolicy,
 ];
-use brindle_crds::Kind;
+use brindle_crds::{FelixConfigurationSpec, Kind, Resource};
+use brindle_felix::dataplane::Kind as PolicyKind;
 use brindle_node::autodetect::{self, Method};
 use brindle_node::cache::{self, NODE_KINDS};
 use brindle_node::desired::desired_bgp;
@@ -59,6 +61,17 @@ struct Args {
 enum OnOff {
     On,
     Off,
+}
+
+/// Which packet filter enforces policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyDataplane {
+    /// As FelixConfiguration's `nftablesMode` says (nftables when it works, by default).
+    Auto,
+    /// nftables (Brindle's own table).
+    Nftables,
+    /// iptables-restore with ipsets (Brindle's own chains).
+    Iptables,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -107,9 +120,12 @@ enum Command {
         /// Do not program kernel routes (BGP only).
         #[arg(long)]
         no_kernel_routes: bool,
-        /// Enforce network policy with nftables (Brindle's own table).
+        /// Enforce network policy.
         #[arg(long, value_enum, default_value_t = OnOff::On, env = "BRINDLE_POLICY")]
         policy: OnOff,
+        /// The packet filter that enforces it; switching removes the other's rules.
+        #[arg(long, value_enum, default_value_t = PolicyDataplane::Auto, env = "BRINDLE_POLICY_DATAPLANE")]
+        policy_dataplane: PolicyDataplane,
     },
     /// Print the derived configuration of a node without touching anything.
     Plan {
@@ -173,7 +189,7 @@ async fn run(
     http: (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>),
     interval: Duration,
     no_kernel_routes: bool,
-    policy: bool,
+    policy: Option<PolicyDataplane>,
 ) -> anyhow::Result<()> {
     let name = node_name.unwrap_or_else(hostname);
     let ifs = autodetect::local_interfaces()?;
@@ -189,15 +205,17 @@ async fn run(
     register(&ds, &reg).await.context("registering the node")?;
     let kinds: Vec<Kind> = NODE_KINDS
         .iter()
-        .chain(if policy { POLICY_KINDS } else { &[] })
+        .chain(if policy.is_some() { POLICY_KINDS } else { &[] })
         .copied()
         .collect();
     let mut rx = cache::spawn(&ds, &kinds);
-    let mut nft = brindle_felix::driver::Driver::new();
-    let mut policy_applied: Option<(String, std::time::Instant)> = None;
+    let mut dataplane = brindle_felix::dataplane::Dataplane::new();
+    let mut policy_applied: Option<(brindle_felix::calc::Plan, PolicyKind, std::time::Instant)> =
+        None;
     let mut policy_snap: Option<Arc<cache::Snapshot>> = None;
-    if !policy {
-        brindle_felix::driver::Driver::remove().await?;
+    let nft_works = brindle_felix::dataplane::nft_works().await;
+    if policy.is_none() {
+        brindle_felix::dataplane::Dataplane::remove_all().await?;
     }
     let kernel = KernelConfig {
         enabled: !no_kernel_routes,
@@ -304,9 +322,11 @@ async fn run(
         // against the kernel every few seconds (a deleted or altered table is re-applied).
         let resync = policy_applied
             .as_ref()
-            .is_none_or(|(_, at)| at.elapsed() > POLICY_RESYNC);
+            .is_none_or(|(_, _, at)| at.elapsed() > POLICY_RESYNC);
         let changed = policy_snap.as_ref().is_none_or(|p| !Arc::ptr_eq(p, &snap));
-        if policy && (changed || resync) {
+        if let Some(mode) = policy
+            && (changed || resync)
+        {
             policy_snap = Some(snap.clone());
             let objs = POLICY_KINDS
                 .iter()
@@ -314,22 +334,28 @@ async fn run(
                 .flat_map(|m| m.values());
             let plan =
                 brindle_felix::calc::calculate(&brindle_felix::calc::inputs_from(objs), &name);
-            let text = brindle_felix::nft::render(&plan);
+            let kind = match mode {
+                PolicyDataplane::Nftables => PolicyKind::Nftables,
+                PolicyDataplane::Iptables => PolicyKind::Iptables,
+                PolicyDataplane::Auto => {
+                    PolicyKind::from_mode(felix_config(&snap, &name).nftables_mode, nft_works)
+                }
+            };
             let due = policy_applied
                 .as_ref()
-                .is_none_or(|(t, at)| *t != text || at.elapsed() > POLICY_RESYNC);
+                .is_none_or(|(p, k, at)| *p != plan || *k != kind || at.elapsed() > POLICY_RESYNC);
             if due {
-                match nft.apply(&text).await {
+                match dataplane.apply(kind, &plan).await {
                     Ok(wrote) => {
                         if wrote {
-                            tracing::info!(target: "node.policy", event = "applied", endpoints = plan.endpoints.len(), policies = plan.policies.len());
+                            tracing::info!(target: "node.policy", event = "applied", dataplane = ?kind, endpoints = plan.endpoints.len(), policies = plan.policies.len());
                         }
                         for n in &plan.notes {
                             if reported.insert(n.clone()) {
                                 tracing::warn!(target: "node.policy", event = "note", "{n}");
                             }
                         }
-                        policy_applied = Some((text, std::time::Instant::now()));
+                        policy_applied = Some((plan, kind, std::time::Instant::now()));
                     }
                     Err(e) => {
                         if reported.insert(e.to_string()) {
@@ -422,6 +448,7 @@ fn main() -> anyhow::Result<()> {
                 status_interval_ms,
                 no_kernel_routes,
                 policy,
+                policy_dataplane,
             } => {
                 run(
                     ds,
@@ -435,10 +462,32 @@ fn main() -> anyhow::Result<()> {
                     (metrics_listen, health_listen),
                     Duration::from_millis(status_interval_ms.max(100)),
                     no_kernel_routes,
-                    policy == OnOff::On,
+                    (policy == OnOff::On).then_some(policy_dataplane),
                 )
                 .await
             }
         }
     })
+}
+
+/// The FelixConfiguration that applies to `node`: `default`, overridden field by field by
+/// `node.<name>` where that sets one (the fields the agent reads).
+fn felix_config(snap: &cache::Snapshot, node: &str) -> FelixConfigurationSpec {
+    let get = |name: &str| {
+        snap.objects
+            .get(&Kind::FelixConfiguration)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .find_map(|r| match r {
+                Resource::FelixConfiguration(f) if f.metadata.name.as_deref() == Some(name) => {
+                    Some(f.spec.clone())
+                }
+                _ => None,
+            })
+    };
+    let mut spec = get("default").unwrap_or_default();
+    if let Some(n) = get(&format!("node.{node}")) {
+        spec.nftables_mode = n.nftables_mode.or(spec.nftables_mode);
+    }
+    spec
 }

@@ -92,10 +92,12 @@ impl Fabric {
             sock.to_str().unwrap(),
             "--status-interval-ms",
             "200",
-            // The pods here are wired by hand, without WorkloadEndpoints.
-            "--policy",
-            "off",
         ];
+        // The pods here are wired by hand, mostly without WorkloadEndpoints: policy is off
+        // unless a test asks for it.
+        if !extra.contains(&"--policy") {
+            args.extend(["--policy", "off"]);
+        }
         if let Some(d) = &secrets {
             args.extend(["--secrets-dir", d.as_str()]);
         }
