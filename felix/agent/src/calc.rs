@@ -19,7 +19,7 @@
 //!   against the selected endpoints' ports), protocol and `notProtocol`, ICMP type/code,
 //!   `ipVersion`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use brindle_crds::policy::{Action, EntityRule, PolicyType, Rule};
 use brindle_crds::{Port, Protocol, Resource};
@@ -338,10 +338,51 @@ fn order_key(p: &Policy) -> (u8, u64, String) {
     }
 }
 
-fn sel_matches(sel: &Option<String>, labels: &BTreeMap<String, String>) -> bool {
-    match sel.as_deref() {
-        None | Some("") => true,
-        Some(s) => Selector::parse(s).is_ok_and(|s| s.matches(labels)),
+/// Endpoints indexed by label, so a selector with a required `key == value` (or `in`) looks
+/// its candidates up instead of testing every endpoint.
+struct Index<'a> {
+    eps: &'a [Endpoint],
+    by_label: HashMap<(&'a str, &'a str), Vec<usize>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(eps: &'a [Endpoint]) -> Index<'a> {
+        let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        for (i, e) in eps.iter().enumerate() {
+            for (k, v) in &e.labels {
+                by_label.entry((k, v)).or_default().push(i);
+            }
+        }
+        Index { eps, by_label }
+    }
+
+    /// The endpoints (ascending indices) that pass `keep` and that `sel` matches.
+    fn select(&self, sel: &Selector, keep: impl Fn(&Endpoint) -> bool) -> Vec<usize> {
+        let ok = |i: &usize| keep(&self.eps[*i]) && sel.matches(&self.eps[*i].labels);
+        match sel.required_values() {
+            Some((k, vals)) => {
+                let mut v: Vec<usize> = vals
+                    .iter()
+                    .filter_map(|x| self.by_label.get(&(k, *x)))
+                    .flatten()
+                    .copied()
+                    .filter(ok)
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            None => (0..self.eps.len()).filter(ok).collect(),
+        }
+    }
+}
+
+/// A policy's selector: absent or empty selects all; one that does not parse selects nothing
+/// (validation rejects those before they are stored).
+fn parse_selector(sel: Option<&str>) -> Option<Selector> {
+    match sel {
+        None | Some("") => Some(Selector::All),
+        Some(s) => Selector::parse(s).ok(),
     }
 }
 
@@ -354,34 +395,52 @@ fn ns_labels(ns: &str) -> BTreeMap<String, String> {
 
 struct Compiler<'a> {
     inp: &'a Inputs,
+    index: Index<'a>,
     sets: BTreeMap<String, BTreeSet<IpNetwork>>,
+    /// Entity selections already made: key → (set name, endpoints).
+    selections: HashMap<String, (String, Vec<&'a Endpoint>)>,
     notes: Vec<String>,
 }
 
 impl<'a> Compiler<'a> {
-    /// Endpoints an entity's selector picks, in a policy of `scope` (namespace).
-    fn selected(&self, sel: &str, ns_sel: Option<&str>, scope: Option<&str>) -> Vec<&'a Endpoint> {
-        let Ok(s) = Selector::parse(sel) else {
-            return Vec::new();
+    /// The endpoints an entity's selector picks in a policy of `scope` (namespace), and the
+    /// address set of theirs; made once per distinct selection.
+    fn select(
+        &mut self,
+        sel: &str,
+        ns_sel: Option<&str>,
+        scope: Option<&str>,
+        negated: bool,
+    ) -> (String, Vec<&'a Endpoint>) {
+        let key = format!(
+            "{}{sel}|{ns_sel:?}|{scope:?}",
+            if negated { "not|" } else { "" }
+        );
+        if let Some(hit) = self.selections.get(&key) {
+            return hit.clone();
+        }
+        let eps: Vec<&'a Endpoint> = match Selector::parse(sel) {
+            Err(_) => Vec::new(),
+            Ok(s) => {
+                let ns_s = ns_sel.and_then(|n| Selector::parse(n).ok());
+                let keep = |e: &Endpoint| match (&ns_s, scope) {
+                    (Some(n), _) => n.matches(&ns_labels(&e.namespace)),
+                    (None, Some(ns)) => e.namespace == ns,
+                    (None, None) => true,
+                };
+                let all = self.index.eps;
+                self.index
+                    .select(&s, keep)
+                    .into_iter()
+                    .map(|i| &all[i])
+                    .collect()
+            }
         };
-        let ns_s = ns_sel.and_then(|n| Selector::parse(n).ok());
-        self.inp
-            .endpoints
-            .iter()
-            .filter(|e| s.matches(&e.labels))
-            .filter(|e| match (&ns_s, scope) {
-                (Some(n), _) => n.matches(&ns_labels(&e.namespace)),
-                (None, Some(ns)) => e.namespace == ns,
-                (None, None) => true,
-            })
-            .collect()
-    }
-
-    fn set_for(&mut self, eps: &[&Endpoint], key: &str) -> String {
-        let name = format!("s{:016x}", stable_hash(key));
+        let name = format!("s{:016x}", stable_hash(&key));
         let members: BTreeSet<IpNetwork> = eps.iter().flat_map(|e| e.ips.iter().copied()).collect();
         self.sets.insert(name.clone(), members);
-        name
+        self.selections.insert(key, (name.clone(), eps.clone()));
+        (name, eps)
     }
 
     fn side(
@@ -401,15 +460,12 @@ impl<'a> Compiler<'a> {
             .or_else(|| e.namespace_selector.as_ref().map(|_| "all()".into()));
         let mut selected: Vec<&Endpoint> = Vec::new();
         if let Some(s) = &sel {
-            selected = self.selected(s, e.namespace_selector.as_deref(), scope);
-            let key = format!("{s}|{:?}|{scope:?}", e.namespace_selector);
-            let set = self.set_for(&selected, &key);
+            let (set, eps) = self.select(s, e.namespace_selector.as_deref(), scope, false);
+            selected = eps;
             side.sets.push(set);
         }
         if let Some(s) = &e.not_selector {
-            let eps = self.selected(s, e.namespace_selector.as_deref(), scope);
-            let key = format!("not|{s}|{:?}|{scope:?}", e.namespace_selector);
-            let set = self.set_for(&eps, &key);
+            let (set, _) = self.select(s, e.namespace_selector.as_deref(), scope, true);
             side.not_sets.push(set);
         }
         let mut resolve = |ports: &[Port], out: &mut Vec<(u16, u16)>| {
@@ -523,26 +579,51 @@ pub fn stable_hash(s: &str) -> u64 {
 pub fn calculate(inp: &Inputs, node: &str) -> Plan {
     let mut c = Compiler {
         inp,
+        index: Index::new(&inp.endpoints),
         sets: BTreeMap::new(),
+        selections: HashMap::new(),
         notes: Vec::new(),
     };
     let mut policies: Vec<&Policy> = inp.policies.iter().collect();
-    policies.sort_by_key(|p| (tier_key(inp, &p.tier), order_key(p)));
+    policies.sort_by_cached_key(|p| (tier_key(inp, &p.tier), order_key(p)));
+    // Which policies apply to each local endpoint, per direction, in policy order: each
+    // policy's selector is parsed once and its candidates looked up in the label index.
+    let mut applies: HashMap<usize, [Vec<usize>; 2]> = HashMap::new();
+    for (rank, p) in policies.iter().enumerate() {
+        let Some(sel) = parse_selector(p.selector.as_deref()) else {
+            continue;
+        };
+        let dirs = [
+            p.types.contains(&PolicyType::Ingress),
+            p.types.contains(&PolicyType::Egress),
+        ];
+        let keep = |e: &Endpoint| {
+            e.node == node && p.namespace.as_deref().is_none_or(|ns| ns == e.namespace)
+        };
+        for ei in c.index.select(&sel, keep) {
+            let lists = applies.entry(ei).or_default();
+            for d in 0..2 {
+                if dirs[d] {
+                    lists[d].push(rank);
+                }
+            }
+        }
+    }
     let mut plan = Plan::default();
-    for e in inp.endpoints.iter().filter(|e| e.node == node) {
+    for (ei, e) in inp
+        .endpoints
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.node == node)
+    {
         let mut ep = EndpointPlan {
             profiles: e.profiles.clone(),
             ..Default::default()
         };
-        for (dir, out) in [
-            (PolicyType::Ingress, &mut ep.ingress),
-            (PolicyType::Egress, &mut ep.egress),
-        ] {
-            for p in policies.iter().filter(|p| {
-                p.types.contains(&dir)
-                    && p.namespace.as_deref().is_none_or(|ns| ns == e.namespace)
-                    && sel_matches(&p.selector, &e.labels)
-            }) {
+        let lists = applies.remove(&ei).unwrap_or_default();
+        for (d, out) in [&mut ep.ingress, &mut ep.egress].into_iter().enumerate() {
+            for &rank in &lists[d] {
+                let p = policies[rank];
                 match out.last_mut() {
                     Some(t) if t.tier == p.tier => t.policies.push(p.id.clone()),
                     _ => out.push(TierPlan {

@@ -1,17 +1,20 @@
-//! The nftables driver: replaces Brindle's table in one `nft -f` transaction when what it
-//! should hold changed, re-reads the kernel's table at every resync, and re-applies when the
-//! table is missing or differs from what was applied (a deleted table, or foreign rules added
-//! inside it). A restart with unchanged state changes nothing: the table's comment carries the
-//! content hash, and an equal hash in the kernel means there is nothing to do. Nothing else in
-//! the ruleset is touched. [`IptDriver`](crate::ipt_driver::IptDriver) does the same for
-//! iptables.
+//! The nftables driver: writes Brindle's table in one `nft -f` transaction: the whole table
+//! the first time, only the sets and chains that changed afterwards. At the pass after a write
+//! it reads the kernel's table back and checks it holds what was written; later passes compare
+//! the kernel's listing with that one and rewrite the whole table when it is missing or differs
+//! (a deleted table, foreign rules added inside it). A restart with unchanged state changes
+//! nothing: the `marker` chain's comment carries the content hash, and an equal hash (with the
+//! same chains and rule counts) in the kernel means there is nothing to do. Nothing else in the
+//! ruleset is touched. [`IptDriver`](crate::ipt_driver::IptDriver) does the same for iptables.
 
 use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::nft::{TABLE, content_hash};
+use std::collections::BTreeMap;
+
+use crate::nft::{TABLE, Table};
 
 /// Driver errors, naming the command.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +34,7 @@ pub enum Error {
 /// Applies rendered nftables tables.
 #[derive(Debug, Default)]
 pub struct Driver {
-    /// Hash and kernel listing right after the last apply.
-    applied: Option<(String, String)>,
+    applied: Option<Applied>,
 }
 
 /// Runs `program` with `args` (and `stdin`), returning its output or an error naming it.
@@ -76,31 +78,62 @@ async fn nft(args: &[&str], stdin: Option<&str>, what: &'static str) -> Result<S
     run("nft", args, stdin, what).await
 }
 
-/// The kernel's listing of our table without counter values (they change on their own).
-async fn listing() -> Option<String> {
+/// The kernel's view of our table: a digest of its listing with counter values left out
+/// (they change on their own), and the number of rules in each chain.
+struct Listing {
+    digest: u64,
+    rules: BTreeMap<String, usize>,
+}
+
+async fn listing() -> Option<Listing> {
     let text = nft(&["list", "table", "inet", TABLE], None, "list")
         .await
         .ok()?;
-    Some(
-        text.lines()
-            .map(|l| match l.find("counter packets") {
-                Some(i) => {
-                    let rest = &l[i..];
-                    let end = rest.find(" bytes ").map(|b| {
-                        let after = &rest[b + 7..];
-                        b + 7 + after.find(' ').unwrap_or(after.len())
-                    });
-                    format!(
-                        "{}counter{}",
-                        &l[..i],
-                        end.map(|e| &rest[e..]).unwrap_or("")
-                    )
+    let mut rules = BTreeMap::new();
+    let mut chain: Option<String> = None;
+    let mut normal = String::with_capacity(text.len());
+    for l in text.lines() {
+        if let Some(name) = l.strip_prefix("\tchain ") {
+            let name = name.trim_end_matches(" {").to_string();
+            rules.insert(name.clone(), 0);
+            chain = Some(name);
+        } else if l == "\t}" {
+            chain = None;
+        } else if let Some(c) = &chain
+            && l.starts_with("\t\t")
+            && !l.starts_with("\t\t\t")
+            && !l.starts_with("\t\ttype ")
+            && let Some(n) = rules.get_mut(c)
+        {
+            // One rule per line (only set elements wrap, and they are not in chains).
+            *n += 1;
+        }
+        match l.find("counter packets ") {
+            Some(i) => {
+                normal.push_str(&l[..i]);
+                normal.push_str("counter");
+                if let Some(rest) = l[i..].splitn(6, ' ').nth(5) {
+                    normal.push(' ');
+                    normal.push_str(rest);
                 }
-                None => l.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
+            }
+            None => normal.push_str(l),
+        }
+        normal.push('\n');
+    }
+    Some(Listing {
+        digest: crate::calc::stable_hash(&normal),
+        rules,
+    })
+}
+
+/// What was last written, and a digest of the kernel's listing of it once read back.
+#[derive(Debug)]
+struct Applied {
+    table: Table,
+    /// Taken at the first resync after the write (a write returns as soon as the kernel has
+    /// it).
+    digest: Option<u64>,
 }
 
 impl Driver {
@@ -109,35 +142,98 @@ impl Driver {
         Driver::default()
     }
 
-    /// Makes the kernel hold `rendered`. Returns true when it wrote.
-    pub async fn apply(&mut self, rendered: &str) -> Result<bool, Error> {
-        let want = content_hash(rendered).unwrap_or_default().to_string();
-        let now = listing().await;
-        let same = match (&self.applied, &now) {
-            // Ours, unchanged since we applied it.
-            (Some((h, l)), Some(k)) => *h == want && l == k,
-            // After a restart: the kernel's table carries the same content hash.
-            (None, Some(k)) => k.contains(&format!("brindle {want}")),
-            _ => false,
-        };
-        if same {
-            if self.applied.is_none() {
-                self.applied = now.map(|k| (want, k));
+    /// Makes the kernel hold `t`. Returns true when it wrote.
+    ///
+    /// A table different from the one last applied is written at once, incrementally (only
+    /// the sets and chains that differ; the whole table if that fails). The same table again
+    /// is a resync: the first one after a write reads the kernel's table back and checks it
+    /// has our chains with as many rules as ours; later ones compare the kernel's listing
+    /// with that one. A table missing, altered or holding foreign rules is rewritten whole.
+    pub async fn apply(&mut self, t: &Table) -> Result<bool, Error> {
+        match &mut self.applied {
+            Some(a) if a.table.hash == t.hash => {
+                let now = listing().await;
+                match (a.digest, now) {
+                    (None, Some(l)) if same_shape(&a.table, &l) => {
+                        a.digest = Some(l.digest);
+                        return Ok(false);
+                    }
+                    (Some(d), Some(l)) if d == l.digest => return Ok(false),
+                    _ => {
+                        tracing::warn!(target: "felix.nft", event = "repair", "our table was changed or deleted by someone else");
+                    }
+                }
             }
-            return Ok(false);
+            Some(a) => {
+                let script = t.update_from(&a.table);
+                match nft(&["-f", "-"], Some(&script), "update").await {
+                    Ok(_) => {
+                        self.applied = Some(Applied {
+                            table: t.clone(),
+                            digest: None,
+                        });
+                        tracing::info!(target: "felix.nft", event = "updated", hash = %t.hash, bytes = script.len());
+                        return Ok(true);
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "felix.nft", event = "update_failed", error = %e, "rewriting the whole table");
+                    }
+                }
+            }
+            None => {
+                // After a restart: the kernel's table carries the same content hash and has
+                // our chains and rule counts.
+                if let Ok(text) =
+                    nft(&["list", "chain", "inet", TABLE, "marker"], None, "list").await
+                    && text.contains(&format!("brindle {}", t.hash))
+                    && let Some(l) = listing().await
+                    && same_shape(t, &l)
+                {
+                    self.applied = Some(Applied {
+                        table: t.clone(),
+                        digest: Some(l.digest),
+                    });
+                    return Ok(false);
+                }
+            }
         }
-        let script = format!("table inet {TABLE}\ndelete table inet {TABLE}\n{rendered}");
+        self.write_all(t).await
+    }
+
+    async fn write_all(&mut self, t: &Table) -> Result<bool, Error> {
+        let script = format!(
+            "table inet {TABLE}\ndelete table inet {TABLE}\n{}",
+            t.text()
+        );
         nft(&["-f", "-"], Some(&script), "apply").await?;
-        self.applied = listing().await.map(|k| (want, k));
-        tracing::info!(target: "felix.nft", event = "applied", hash = %content_hash(rendered).unwrap_or_default());
+        self.applied = Some(Applied {
+            table: t.clone(),
+            digest: None,
+        });
+        tracing::info!(target: "felix.nft", event = "applied", hash = %t.hash);
         Ok(true)
     }
 
     /// Removes our table (policy turned off).
     pub async fn remove() -> Result<(), Error> {
-        if listing().await.is_some() {
+        if nft(&["list", "table", "inet", TABLE], None, "list")
+            .await
+            .is_ok()
+        {
             nft(&["delete", "table", "inet", TABLE], None, "delete").await?;
         }
         Ok(())
     }
+}
+
+/// Whether the kernel's table has exactly our chains (and the marker), each with as many
+/// rules as ours.
+fn same_shape(t: &Table, l: &Listing) -> bool {
+    let want: BTreeMap<String, usize> = t
+        .chains
+        .iter()
+        .map(|(n, c)| (n.clone(), c.rules.len()))
+        .chain([("marker".to_string(), 1)])
+        .collect();
+    want == l.rules
 }

@@ -1,5 +1,7 @@
-//! The nftables renderer: a [`Plan`] to one `nft -f` script that replaces Brindle's table
-//! (`inet brindle`) in a single transaction. Pure and deterministic (golden-tested).
+//! The nftables renderer: a [`Plan`] to Brindle's table (`inet brindle`) as named sets and
+//! chains, printed either as one `nft -f` script that creates the whole table or as the
+//! script that turns the table last applied into this one (only the sets and chains that
+//! changed, in one transaction). Pure and deterministic (golden-tested).
 //!
 //! ```text
 //! forward/input (base chains): established → accept; invalid → drop;
@@ -12,7 +14,10 @@
 //!           drop, pass mark, or log
 //! ```
 //! Marks: 0x10000 accepted, 0x20000 passed. Every rule carries a counter and a comment naming
-//! the policy and rule index. Address sets are named sets `s<hash>-4` / `s<hash>-6`.
+//! the policy and rule index. Address sets are named sets `s<hash>-4` / `s<hash>-6`, made only
+//! for a family in which they have members (a rule whose selector matches no address of a
+//! family is left out of that family). The chain `marker` holds one rule whose comment carries
+//! the content hash.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -78,8 +83,16 @@ fn ports(p: &[(u16, u16)]) -> String {
         .join(", ")
 }
 
+/// Whether address set `name` has members of the family.
+fn has_members(sets: &Sets, name: &str, v6: bool) -> bool {
+    sets.get(name)
+        .is_some_and(|m| m.iter().any(|n| n.is_ipv6() == v6))
+}
+
+type Sets = std::collections::BTreeMap<String, BTreeSet<IpNetwork>>;
+
 /// The matches of one side for one family; None when the side cannot match in this family.
-fn side(s: &Side, saddr: bool, v6: bool) -> Option<String> {
+fn side(s: &Side, saddr: bool, v6: bool, sets: &Sets) -> Option<String> {
     let (fam, fam_s) = if v6 { ("ip6", "6") } else { ("ip", "4") };
     let field = if saddr { "saddr" } else { "daddr" };
     let mut m = String::new();
@@ -91,13 +104,16 @@ fn side(s: &Side, saddr: bool, v6: bool) -> Option<String> {
         let _ = write!(m, "{fam} {field} {{ {} }} ", elements(&nets));
     }
     for set in &s.sets {
+        if !has_members(sets, set, v6) {
+            return None;
+        }
         let _ = write!(m, "{fam} {field} @{set}-{fam_s} ");
     }
     let not = minimal(s.not_nets.iter().copied().filter(|n| n.is_ipv6() == v6));
     if !not.is_empty() {
         let _ = write!(m, "{fam} {field} != {{ {} }} ", elements(&not));
     }
-    for set in &s.not_sets {
+    for set in s.not_sets.iter().filter(|n| has_members(sets, n, v6)) {
         let _ = write!(m, "{fam} {field} != @{set}-{fam_s} ");
     }
     let pf = if saddr { "sport" } else { "dport" };
@@ -110,8 +126,8 @@ fn side(s: &Side, saddr: bool, v6: bool) -> Option<String> {
     Some(m)
 }
 
-/// One compiled rule in a chain for traffic *to* (`ingress`) or *from* the endpoint.
-fn rule(out: &mut String, r: &CRule, comment: &str) {
+/// One compiled rule's nft rules (one per family it can match in).
+fn rule(out: &mut Vec<String>, r: &CRule, comment: &str, sets: &Sets) {
     if r.never {
         return;
     }
@@ -119,7 +135,8 @@ fn rule(out: &mut String, r: &CRule, comment: &str) {
         if !r.in_family(v6) {
             continue;
         }
-        let (Some(src), Some(dst)) = (side(&r.src, true, v6), side(&r.dst, false, v6)) else {
+        let (Some(src), Some(dst)) = (side(&r.src, true, v6, sets), side(&r.dst, false, v6, sets))
+        else {
             continue;
         };
         let mut m = format!("meta nfproto {} ", if v6 { "ipv6" } else { "ipv4" });
@@ -147,92 +164,247 @@ fn rule(out: &mut String, r: &CRule, comment: &str) {
                 quote(&format!("brindle {comment}: "))
             ),
         };
-        let _ = writeln!(out, "    {m}counter {verdict} comment {}", quote(comment));
+        out.push(format!("{m}counter {verdict} comment {}", quote(comment)));
     }
 }
 
-fn policy_chains(out: &mut String, name: &dyn Fn(bool) -> String, label: &str, p: &CPolicy) {
+/// A chain: its base-chain declaration (hook and policy), if any, and its rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chain {
+    /// `type filter hook … ; policy …;` for a base chain.
+    pub head: Option<String>,
+    /// Rules, in order.
+    pub rules: Vec<String>,
+}
+
+/// Brindle's table, structured: sets and chains in an order in which every jump goes to a
+/// chain declared before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    /// Named sets: name → (element type, elements).
+    pub sets: Vec<(String, &'static str, Vec<IpNetwork>)>,
+    /// Chains by name.
+    pub chains: Vec<(String, Chain)>,
+    /// The content hash (in the `marker` chain's comment).
+    pub hash: String,
+}
+
+fn set_text(out: &mut String, name: &str, ty: &str, members: &[IpNetwork]) {
+    let _ = writeln!(out, "  set {name} {{\n    type {ty}\n    flags interval");
+    if !members.is_empty() {
+        let _ = writeln!(out, "    elements = {{ {} }}", elements(members));
+    }
+    let _ = writeln!(out, "  }}");
+}
+
+fn chain_text(out: &mut String, name: &str, c: &Chain) {
+    let _ = writeln!(out, "  chain {name} {{");
+    if let Some(h) = &c.head {
+        let _ = writeln!(out, "    {h}");
+    }
+    for r in &c.rules {
+        let _ = writeln!(out, "    {r}");
+    }
+    let _ = writeln!(out, "  }}");
+}
+
+impl Table {
+    fn marker(&self) -> Chain {
+        Chain {
+            head: None,
+            rules: vec![format!("counter comment \"brindle {}\"", self.hash)],
+        }
+    }
+
+    /// The whole table as one script (what a first apply writes after deleting the table).
+    pub fn text(&self) -> String {
+        let mut out = format!("table inet {TABLE} {{\n");
+        for (name, ty, m) in &self.sets {
+            set_text(&mut out, name, ty, m);
+        }
+        for (name, c) in &self.chains {
+            chain_text(&mut out, name, c);
+        }
+        chain_text(&mut out, "marker", &self.marker());
+        out.push_str("}\n");
+        out
+    }
+
+    /// The script that turns `old` (as applied) into this table in one transaction: new
+    /// sets and chains declared, changed sets refilled, changed chains flushed and refilled,
+    /// then chains and sets no longer wanted deleted (after the chains that jumped to them
+    /// were refilled).
+    pub fn update_from(&self, old: &Table) -> String {
+        use std::collections::BTreeMap;
+        let old_sets: BTreeMap<&str, (&str, &Vec<IpNetwork>)> = old
+            .sets
+            .iter()
+            .map(|(n, t, m)| (n.as_str(), (*t, m)))
+            .collect();
+        let old_chains: BTreeMap<&str, &Chain> =
+            old.chains.iter().map(|(n, c)| (n.as_str(), c)).collect();
+        let new_sets: BTreeSet<&str> = self.sets.iter().map(|(n, _, _)| n.as_str()).collect();
+        let new_chains: BTreeSet<&str> = self.chains.iter().map(|(n, _)| n.as_str()).collect();
+        let mut out = String::new();
+        let mut block = String::new();
+        for (name, ty, m) in &self.sets {
+            match old_sets.get(name.as_str()) {
+                None => set_text(&mut block, name, ty, m),
+                Some((_, om)) if *om != m => {
+                    let _ = writeln!(out, "flush set inet {TABLE} {name}");
+                    if !m.is_empty() {
+                        let _ =
+                            writeln!(out, "add element inet {TABLE} {name} {{ {} }}", elements(m));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        // Declare every new chain first (empty), so refilled chains can jump to them.
+        for (name, c) in &self.chains {
+            if !old_chains.contains_key(name.as_str()) {
+                chain_text(
+                    &mut block,
+                    name,
+                    &Chain {
+                        head: c.head.clone(),
+                        rules: Vec::new(),
+                    },
+                );
+            }
+        }
+        let mut fill = String::new();
+        for (name, c) in self
+            .chains
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.clone()))
+            .chain([("marker", self.marker())])
+        {
+            let before = if name == "marker" {
+                Some(old.marker())
+            } else {
+                old_chains.get(name).map(|c| (*c).clone())
+            };
+            match before {
+                Some(b) if b.rules == c.rules => continue,
+                Some(_) => {
+                    let _ = writeln!(out, "flush chain inet {TABLE} {name}");
+                }
+                None => {}
+            }
+            if !c.rules.is_empty() {
+                chain_text(
+                    &mut fill,
+                    name,
+                    &Chain {
+                        head: None,
+                        rules: c.rules.clone(),
+                    },
+                );
+            }
+        }
+        if !block.is_empty() || !fill.is_empty() {
+            let _ = write!(out, "table inet {TABLE} {{\n{block}{fill}}}\n");
+        }
+        for (name, _) in old.chains.iter().rev() {
+            if !new_chains.contains(name.as_str()) {
+                let _ = writeln!(out, "flush chain inet {TABLE} {name}");
+            }
+        }
+        for (name, _) in old.chains.iter().rev() {
+            if !new_chains.contains(name.as_str()) {
+                let _ = writeln!(out, "delete chain inet {TABLE} {name}");
+            }
+        }
+        for (name, _, _) in &old.sets {
+            if !new_sets.contains(name.as_str()) {
+                let _ = writeln!(out, "delete set inet {TABLE} {name}");
+            }
+        }
+        out
+    }
+}
+
+fn policy_chains(
+    out: &mut Vec<(String, Chain)>,
+    name: &dyn Fn(bool) -> String,
+    label: &str,
+    p: &CPolicy,
+    sets: &Sets,
+) {
     for (ingress, rules) in [(true, &p.ingress), (false, &p.egress)] {
-        let _ = writeln!(out, "  chain {} {{", name(ingress));
+        let mut c = Chain::default();
         for (i, r) in rules.iter().enumerate() {
             let dir = if ingress { "ingress" } else { "egress" };
-            rule(out, r, &format!("{label} {dir}[{i}]"));
+            rule(&mut c.rules, r, &format!("{label} {dir}[{i}]"), sets);
         }
-        let _ = writeln!(out, "  }}");
+        out.push((name(ingress), c));
     }
 }
 
-/// Renders the whole table (with `content` — a hash of the plan — in its comment).
-pub fn render(plan: &Plan) -> String {
-    let mut body = String::new();
+/// Renders the table.
+pub fn render(plan: &Plan) -> Table {
+    let mut t = Table::default();
     for (name, members) in &plan.sets {
         for v6 in [false, true] {
             let m = minimal(members.iter().copied().filter(|n| n.is_ipv6() == v6));
-            let (t, s) = if v6 {
+            if m.is_empty() {
+                continue;
+            }
+            let (ty, s) = if v6 {
                 ("ipv6_addr", 6)
             } else {
                 ("ipv4_addr", 4)
             };
-            let _ = writeln!(
-                body,
-                "  set {name}-{s} {{\n    type {t}\n    flags interval"
-            );
-            if !m.is_empty() {
-                let _ = writeln!(body, "    elements = {{ {} }}", elements(&m));
-            }
-            let _ = writeln!(body, "  }}");
+            t.sets.push((format!("{name}-{s}"), ty, m));
         }
     }
+    let chains = &mut t.chains;
     for (id, p) in &plan.policies {
-        policy_chains(&mut body, &|i| policy_chain(id, i), id, p);
+        policy_chains(chains, &|i| policy_chain(id, i), id, p, &plan.sets);
     }
     for (name, p) in &plan.profiles {
-        policy_chains(
-            &mut body,
-            &|i| profile_chain(name, i),
-            &format!("profile {name}"),
-            p,
-        );
+        let label = format!("profile {name}");
+        policy_chains(chains, &|i| profile_chain(name, i), &label, p, &plan.sets);
     }
     for (iface, ep) in &plan.endpoints {
         for (ingress, tiers) in [(true, &ep.ingress), (false, &ep.egress)] {
             let dir = if ingress { "to" } else { "from" };
             let epc = format!("{dir}-{iface}");
-            for (n, t) in tiers.iter().enumerate() {
-                let _ = writeln!(body, "  chain t-{epc}-{n} {{");
-                for pid in &t.policies {
-                    let _ = writeln!(body, "    jump {}", policy_chain(pid, ingress));
-                    let _ = writeln!(body, "    meta mark & 0x00030000 != 0 return");
+            for (n, tier) in tiers.iter().enumerate() {
+                let mut c = Chain::default();
+                for pid in &tier.policies {
+                    c.rules.push(format!("jump {}", policy_chain(pid, ingress)));
+                    c.rules
+                        .push("meta mark & 0x00030000 != 0 return".to_string());
                 }
-                if t.pass_at_end {
-                    let _ = writeln!(body, "    meta mark set meta mark | {PASS} return");
+                if tier.pass_at_end {
+                    c.rules
+                        .push(format!("meta mark set meta mark | {PASS} return"));
                 } else {
-                    let _ = writeln!(
-                        body,
-                        "    counter drop comment {}",
-                        quote(&format!("end of tier {}", t.tier))
-                    );
+                    c.rules.push(format!(
+                        "counter drop comment {}",
+                        quote(&format!("end of tier {}", tier.tier))
+                    ));
                 }
-                let _ = writeln!(body, "  }}");
+                chains.push((format!("t-{epc}-{n}"), c));
             }
-            let _ = writeln!(body, "  chain {epc} {{");
-            let _ = writeln!(body, "    meta mark set meta mark & {CLEAR}");
-            for n in 0..tiers.len() {
-                let _ = writeln!(body, "    jump t-{epc}-{n}");
-                let _ = writeln!(body, "    meta mark & {ACCEPT} != 0 return");
-                let _ = writeln!(body, "    meta mark set meta mark & {CLEAR_PASS}");
+            let mut c = Chain::default();
+            c.rules.push(format!("meta mark set meta mark & {CLEAR}"));
+            let jumps = (0..tiers.len())
+                .map(|n| format!("t-{epc}-{n}"))
+                .chain(ep.profiles.iter().map(|pr| profile_chain(pr, ingress)));
+            for target in jumps {
+                c.rules.push(format!("jump {target}"));
+                c.rules.push(format!("meta mark & {ACCEPT} != 0 return"));
+                c.rules
+                    .push(format!("meta mark set meta mark & {CLEAR_PASS}"));
             }
-            for pr in &ep.profiles {
-                let _ = writeln!(body, "    jump {}", profile_chain(pr, ingress));
-                let _ = writeln!(body, "    meta mark & {ACCEPT} != 0 return");
-                let _ = writeln!(body, "    meta mark set meta mark & {CLEAR_PASS}");
-            }
-            let _ = writeln!(
-                body,
-                "    counter drop comment {}",
+            c.rules.push(format!(
+                "counter drop comment {}",
                 quote(&format!("{iface}: nothing allowed"))
-            );
-            let _ = writeln!(body, "  }}");
+            ));
+            chains.push((epc, c));
         }
     }
     let known: Vec<String> = plan.endpoints.keys().map(|k| quote(k)).collect();
@@ -245,45 +417,41 @@ pub fn render(plan: &Plan) -> String {
     };
     let unknown = |field: &str| {
         if known.is_empty() {
-            format!(
-                "    {field} \"{WORKLOAD_PREFIX}*\" counter drop comment \"unknown workload\"\n"
-            )
+            format!("{field} \"{WORKLOAD_PREFIX}*\" counter drop comment \"unknown workload\"")
         } else {
             format!(
-                "    {field} \"{WORKLOAD_PREFIX}*\" {field} != {{ {} }} counter drop comment \"unknown workload\"\n",
+                "{field} \"{WORKLOAD_PREFIX}*\" {field} != {{ {} }} counter drop comment \"unknown workload\"",
                 known.join(", ")
             )
         }
     };
     for (chain, hook, with_to) in [("forward", "forward", true), ("input", "input", false)] {
-        let _ = writeln!(
-            body,
-            "  chain {chain} {{\n    type filter hook {hook} priority filter - 5; policy accept;"
-        );
-        let _ = writeln!(
-            body,
-            "    ct state established,related accept\n    ct state invalid drop"
-        );
-        let _ = writeln!(body, "    meta mark set meta mark & {CLEAR}");
+        let mut c = Chain {
+            head: Some(format!(
+                "type filter hook {hook} priority filter - 5; policy accept;"
+            )),
+            rules: vec![
+                "ct state established,related accept".to_string(),
+                "ct state invalid drop".to_string(),
+                format!("meta mark set meta mark & {CLEAR}"),
+            ],
+        };
         if !known.is_empty() {
-            let _ = writeln!(body, "    iifname vmap {{ {} }}", vmap("from"));
+            c.rules.push(format!("iifname vmap {{ {} }}", vmap("from")));
         }
-        body.push_str(&unknown("iifname"));
+        c.rules.push(unknown("iifname"));
         if with_to {
-            let _ = writeln!(body, "    meta mark set meta mark & {CLEAR}");
+            c.rules.push(format!("meta mark set meta mark & {CLEAR}"));
             if !known.is_empty() {
-                let _ = writeln!(body, "    oifname vmap {{ {} }}", vmap("to"));
+                c.rules.push(format!("oifname vmap {{ {} }}", vmap("to")));
             }
-            body.push_str(&unknown("oifname"));
+            c.rules.push(unknown("oifname"));
         }
-        let _ = writeln!(body, "  }}");
+        chains.push((chain.to_string(), c));
     }
-    let hash = format!("{:016x}", stable_hash(&body));
-    format!("table inet {TABLE} {{\n  comment \"brindle {hash}\"\n{body}}}\n")
-}
-
-/// The content hash a rendered table carries in its comment.
-pub fn content_hash(rendered: &str) -> Option<&str> {
-    let i = rendered.find("comment \"brindle ")? + "comment \"brindle ".len();
-    rendered.get(i..i + 16)
+    t.hash = format!(
+        "{:016x}",
+        stable_hash(&format!("{:?}{:?}", t.sets, t.chains))
+    );
+    t
 }

@@ -54,7 +54,7 @@ fn tiers_policies_and_profiles_in_calico_order() {
 
 #[test]
 fn rendered_table_matches_the_golden_file() {
-    let text = render(&plan(&load("demo"), "node-1"));
+    let text = render(&plan(&load("demo"), "node-1")).text();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/demo.nft");
     if std::env::var_os("BRINDLE_REGEN").is_some() {
         std::fs::write(&path, &text).unwrap();
@@ -62,7 +62,7 @@ fn rendered_table_matches_the_golden_file() {
     let want = std::fs::read_to_string(&path).unwrap_or_default();
     assert_eq!(text, want, "BRINDLE_REGEN=1 rewrites {}", path.display());
     // Same input, same output (names and order are stable).
-    assert_eq!(text, render(&plan(&load("demo"), "node-1")));
+    assert_eq!(text, render(&plan(&load("demo"), "node-1")).text());
 }
 
 /// The demo table enforced by the kernel: pods wired into a node namespace as the CNI plugin
@@ -102,7 +102,7 @@ fn the_kernel_enforces_the_rendered_table() {
         "before any policy everything flows"
     );
     let table = lab.path("brindle.nft");
-    std::fs::write(&table, render(&plan(&load("demo"), "node-1"))).unwrap();
+    std::fs::write(&table, render(&plan(&load("demo"), "node-1")).text()).unwrap();
     sh(&[
         "ip",
         "netns",
@@ -177,8 +177,10 @@ fn the_kernel_enforces_the_rendered_table() {
 }
 
 /// The nftables driver against the kernel, in a namespace of its own: it writes only when the
-/// table should change; a rule inserted into our table by hand is removed and a deleted table
-/// re-created at the next pass; after a restart with unchanged state nothing is written.
+/// table should change; a rule inserted into our table by hand (before or after the driver
+/// read its write back) is removed and a deleted table re-created at the next pass; after a
+/// restart with unchanged state nothing is written; a change is written incrementally and
+/// leaves the kernel with exactly what a full write of the new table gives.
 #[test]
 fn the_driver_repairs_foreign_changes_and_restarts_quietly() {
     use brindle_felix::driver::Driver;
@@ -186,31 +188,47 @@ fn the_driver_repairs_foreign_changes_and_restarts_quietly() {
     require(&["nft"]);
     let mut lab = Lab::new();
     let node = lab.ns("node");
-    let rendered = render(&plan(&load("demo"), "node-1"));
-    let chain = rendered
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("chain ")
-                .map(|c| c.trim_end_matches(" {").to_string())
-        })
-        .expect("a chain");
+    let fresh = lab.ns("fresh");
+    let demo = plan(&load("demo"), "node-1");
+    let full = render(&demo);
+    let mut smaller = demo.clone();
+    smaller.policies.clear();
+    for ep in smaller.endpoints.values_mut() {
+        ep.ingress.clear();
+        ep.egress.clear();
+    }
+    smaller.endpoints.remove("caliother");
+    let small = render(&smaller);
+    let chain = full.chains[0].0.clone();
+    // The kernel's listing without counters and handles.
     let list = |ns: &str| {
-        sh(&[
+        let t = sh(&[
             "ip", "netns", "exec", ns, "nft", "list", "table", "inet", "brindle",
-        ])
+        ]);
+        t.lines()
+            .map(|l| match l.find("counter packets") {
+                Some(i) => format!(
+                    "{}counter{}",
+                    &l[..i],
+                    l[i..]
+                        .splitn(6, ' ')
+                        .nth(5)
+                        .map(|r| format!(" {r}"))
+                        .unwrap_or_default()
+                ),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let n2 = node.clone();
-    let r2 = rendered.clone();
+    let (f2, s2) = (full.clone(), small.clone());
     let wrote: Vec<bool> = in_netns(&node, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async {
-            let mut d = Driver::new();
-            let mut wrote = vec![d.apply(&r2).await.unwrap(), d.apply(&r2).await.unwrap()];
-            // A foreign rule inside our table: removed at the next pass.
+        let by_hand = |chain: &str| {
             sh(&[
                 "ip",
                 "netns",
@@ -221,32 +239,59 @@ fn the_driver_repairs_foreign_changes_and_restarts_quietly() {
                 "rule",
                 "inet",
                 "brindle",
-                &chain,
+                chain,
                 "counter",
                 "accept",
                 "comment",
                 "\"by hand\"",
             ]);
-            wrote.push(d.apply(&r2).await.unwrap());
+        };
+        rt.block_on(async {
+            let mut d = Driver::new();
+            let mut wrote = vec![d.apply(&f2).await.unwrap(), d.apply(&f2).await.unwrap()];
+            // A foreign rule inside our table: removed at the next pass.
+            by_hand(&chain);
+            wrote.push(d.apply(&f2).await.unwrap());
             // Our table deleted: re-created.
             sh(&[
                 "ip", "netns", "exec", &n2, "nft", "delete", "table", "inet", "brindle",
             ]);
-            wrote.push(d.apply(&r2).await.unwrap());
+            wrote.push(d.apply(&f2).await.unwrap());
+            // A foreign rule right after a write, before the driver read it back.
+            by_hand(&chain);
+            wrote.push(d.apply(&f2).await.unwrap());
             // A restart (a new driver) with the same state writes nothing.
-            wrote.push(Driver::new().apply(&r2).await.unwrap());
+            wrote.push(Driver::new().apply(&f2).await.unwrap());
+            // A change, written incrementally, then nothing more to do.
+            wrote.push(d.apply(&s2).await.unwrap());
+            wrote.push(d.apply(&s2).await.unwrap());
             wrote
         })
     })
     .join()
     .expect("the driver's thread");
-    assert_eq!(wrote, [true, false, true, true, false], "writes per pass");
+    assert_eq!(
+        wrote,
+        [true, false, true, true, true, false, true, false],
+        "writes per pass"
+    );
     let table = list(&node);
     assert!(
         !table.contains("by hand"),
         "the foreign rule survived:\n{table}"
     );
-    assert!(table.contains("chain"), "{table}");
+    // The incremental result equals a full write of the smaller table.
+    let s3 = small.clone();
+    in_netns(&fresh, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(Driver::new().apply(&s3)).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(table, list(&fresh), "incremental and full writes differ");
     // Nothing of ours leaked into the root namespace.
     let (_, root) = try_sh(&["nft", "list", "tables"]);
     assert!(

@@ -127,6 +127,18 @@ impl Selector {
         matches!(self, Selector::Global)
     }
 
+    /// A label every match must carry with one of a few values: `(key, values)` from an
+    /// `==` or `in` at the top or inside a top-level `&&`. Lets callers look candidates up in
+    /// a label index instead of testing every object; `None` when there is no such label.
+    pub fn required_values(&self) -> Option<(&str, Vec<&str>)> {
+        match self {
+            Selector::Eq(k, v) => Some((k.as_str(), vec![v.as_str()])),
+            Selector::In(k, set) => Some((k.as_str(), set.iter().map(String::as_str).collect())),
+            Selector::And(es) => es.iter().find_map(Selector::required_values),
+            _ => None,
+        }
+    }
+
     /// The label keys the selector reads, sorted; used to index endpoints by label.
     pub fn label_keys(&self) -> BTreeSet<&str> {
         let mut out = BTreeSet::new();

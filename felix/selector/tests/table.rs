@@ -352,3 +352,24 @@ fn works_with_maps() {
     let s: Selector = "has(app)".parse().unwrap();
     assert!(s.matches(&b));
 }
+
+#[test]
+fn required_values_for_index_lookups() {
+    let rv = |s: &str| {
+        Selector::parse(s).unwrap().required_values().map(|(k, v)| {
+            (
+                k.to_string(),
+                v.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            )
+        })
+    };
+    assert_eq!(rv("app == 'a'"), Some(("app".into(), vec!["a".into()])));
+    assert_eq!(
+        rv("has(x) && tier in {'b', 'a'}"),
+        Some(("tier".into(), vec!["a".into(), "b".into()]))
+    );
+    assert_eq!(rv("app == 'a' || app == 'b'"), None);
+    assert_eq!(rv("app != 'a'"), None);
+    assert_eq!(rv("all()"), None);
+    assert_eq!(rv("!(app == 'a')"), None);
+}
