@@ -99,6 +99,17 @@ fn port_groups(p: &[(u16, u16)]) -> Vec<String> {
 
 struct Out<'a> {
     sets: &'a mut BTreeMap<String, (bool, Vec<IpNetwork>)>,
+    /// The plan's address sets (a selector set with no member in a family never matches
+    /// there).
+    plan_sets: &'a BTreeMap<String, std::collections::BTreeSet<IpNetwork>>,
+}
+
+impl Out<'_> {
+    fn has_members(&self, set: &str, v6: bool) -> bool {
+        self.plan_sets
+            .get(set)
+            .is_some_and(|m| m.iter().any(|n| n.is_ipv6() == v6))
+    }
 }
 
 impl Out<'_> {
@@ -133,9 +144,12 @@ impl Out<'_> {
         }
         nets(&s.not_nets, true, &mut m);
         for set in &s.sets {
+            if !self.has_members(set, v6) {
+                return None;
+            }
             let _ = write!(m, " -m set --match-set {PREFIX}{set}-{fam} {dir}");
         }
-        for set in &s.not_sets {
+        for set in s.not_sets.iter().filter(|n| self.has_members(n, v6)) {
             let _ = write!(m, " -m set ! --match-set {PREFIX}{set}-{fam} {dir}");
         }
         Some(m)
@@ -336,11 +350,17 @@ pub fn render(plan: &Plan) -> Rendered {
     for (name, members) in &plan.sets {
         for v6 in [false, true] {
             let m = minimal(members.iter().copied().filter(|n| n.is_ipv6() == v6));
+            if m.is_empty() {
+                continue;
+            }
             let fam = if v6 { 6 } else { 4 };
             sets.insert(format!("{PREFIX}{name}-{fam}"), (v6, m));
         }
     }
-    let mut out = Out { sets: &mut sets };
+    let mut out = Out {
+        sets: &mut sets,
+        plan_sets: &plan.sets,
+    };
     let mut v4 = family(plan, &mut out, false);
     let mut v6 = family(plan, &mut out, true);
     let mut r = Rendered {
@@ -367,12 +387,28 @@ impl Rendered {
     /// built-in chains added when `jumps` says they are missing.
     pub fn restore(&self, v6: bool, stale: &BTreeSet<String>, jumps: [bool; 2]) -> String {
         let chains = if v6 { &self.v6 } else { &self.v4 };
+        self.restore_only(v6, chains.keys(), stale, jumps)
+    }
+
+    /// Like [`Rendered::restore`], declaring and filling only the chains `only` (the others
+    /// of ours are left as they are).
+    pub fn restore_only<'a>(
+        &self,
+        v6: bool,
+        only: impl Iterator<Item = &'a String> + Clone,
+        stale: &BTreeSet<String>,
+        jumps: [bool; 2],
+    ) -> String {
+        let chains = if v6 { &self.v6 } else { &self.v4 };
         let mut s = String::from("*filter\n");
-        for c in chains.keys().chain(stale.iter()) {
+        for c in only.clone() {
             let _ = writeln!(s, ":{c} - [0:0]");
         }
-        for (c, rules) in chains {
-            for r in rules {
+        for c in stale {
+            let _ = writeln!(s, ":{c} - [0:0]");
+        }
+        for c in only {
+            for r in chains.get(c).into_iter().flatten() {
                 let _ = writeln!(s, "-A {c} {r}");
             }
         }
@@ -395,8 +431,13 @@ impl Rendered {
     /// `ipset restore` input: every set filled aside and swapped in (each set changes
     /// atomically).
     pub fn ipset_script(&self) -> String {
+        self.ipset_script_for(|_| true)
+    }
+
+    /// The ipset script for the sets `pick` chooses.
+    pub fn ipset_script_for(&self, pick: impl Fn(&str) -> bool) -> String {
         let mut s = String::new();
-        for (name, (v6, members)) in &self.sets {
+        for (name, (v6, members)) in self.sets.iter().filter(|(n, _)| pick(n)) {
             let fam = if *v6 { "inet6" } else { "inet" };
             let tmp = format!("{PREFIX}tmp-{:012x}", stable_hash(name) & 0xffff_ffff_ffff);
             let _ = writeln!(s, "create {name} hash:net family {fam} -exist");

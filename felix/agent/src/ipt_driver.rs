@@ -3,13 +3,15 @@
 //! chains are replaced in one `iptables-restore --noflush` transaction (declaring a chain
 //! flushes it; chains of ours no longer wanted are flushed and deleted in the same
 //! transaction; the jumps from FORWARD and INPUT are added only when missing); then ipsets no
-//! longer referenced are destroyed. At every pass the kernel's state of our chains, jumps and
-//! ipsets is read back (`iptables-save`, `ipset save`) and compared with what was applied:
-//! anything added, changed or deleted by hand is put back. After a restart, the marker rule
-//! carrying the content hash means there is nothing to do. Nothing outside our `brindle-`
+//! longer referenced are destroyed. After the first write only the chains and sets that
+//! changed are written. At resyncs the kernel's state of our chains, jumps and ipsets is read
+//! back (`iptables-save`, `ipset save`): the first after a write checks every chain of ours
+//! has as many rules as ours; later ones compare with that state, and anything added,
+//! changed or deleted by hand makes a full rewrite. After a restart, the marker rules
+//! carrying the content hash mean there is nothing to do. Nothing outside our `brindle-`
 //! chains and sets is touched, but for the two jumps.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::driver::{Error, run};
 use crate::ipt::{PREFIX, Rendered};
@@ -17,8 +19,8 @@ use crate::ipt::{PREFIX, Rendered};
 /// Applies rendered iptables rule sets.
 #[derive(Debug, Default)]
 pub struct IptDriver {
-    /// Hash and kernel state right after the last apply.
-    applied: Option<(String, String)>,
+    /// What was last written, and the digest of the kernel's state once read back.
+    applied: Option<(Rendered, Option<u64>)>,
 }
 
 const SAVE: [&str; 2] = ["iptables-save", "ip6tables-save"];
@@ -48,13 +50,34 @@ fn jumps_present(save: &str) -> [bool; 2] {
     })
 }
 
-/// Our part of the kernel's state, counters left out: chains and rules of both families, the
-/// jumps to them, and our ipsets' contents (sorted).
-async fn snapshot() -> Option<String> {
+/// Our part of the kernel's state: a digest of our chains and rules of both families, the
+/// jumps to them and our ipsets' contents (sorted); the rules per chain and family; the
+/// number of jumps.
+struct Snapshot {
+    digest: u64,
+    rules: BTreeMap<(bool, String), usize>,
+    jumps: usize,
+    /// Members per ipset of ours.
+    members: BTreeMap<String, usize>,
+}
+
+async fn snapshot() -> Option<Snapshot> {
     let mut out = String::new();
+    let mut rules = BTreeMap::new();
+    let mut jumps = 0;
     for v6 in [false, true] {
         let text = save(v6).await.ok()?;
         for l in text.lines() {
+            if let Some(c) = l.strip_prefix(':').filter(|c| c.starts_with(PREFIX)) {
+                let name = c.split(' ').next().unwrap_or(c).to_string();
+                rules.entry((v6, name)).or_insert(0);
+            }
+            if let Some(c) = l.strip_prefix("-A ").filter(|c| c.starts_with(PREFIX)) {
+                let name = c.split(' ').next().unwrap_or(c).to_string();
+                *rules.entry((v6, name)).or_insert(0) += 1;
+            } else if l.starts_with("-A ") && l.contains(&format!("-j {PREFIX}")) {
+                jumps += 1;
+            }
             let ours = l.starts_with(&format!(":{PREFIX}"))
                 || l.starts_with(&format!("-A {PREFIX}"))
                 || l.contains(&format!("-j {PREFIX}"));
@@ -71,11 +94,46 @@ async fn snapshot() -> Option<String> {
         .filter(|l| l.split(' ').nth(1).is_some_and(|n| n.starts_with(PREFIX)))
         .collect();
     lines.sort_unstable();
+    let mut members = BTreeMap::new();
+    for l in &lines {
+        let mut w = l.split(' ');
+        match (w.next(), w.next()) {
+            (Some("create"), Some(n)) => {
+                members.entry(n.to_string()).or_insert(0);
+            }
+            (Some("add"), Some(n)) => *members.entry(n.to_string()).or_insert(0) += 1,
+            _ => {}
+        }
+    }
     for l in lines {
         out.push_str(l);
         out.push('\n');
     }
-    Some(out)
+    Some(Snapshot {
+        digest: crate::calc::stable_hash(&out),
+        rules,
+        jumps,
+        members,
+    })
+}
+
+/// Whether the kernel has exactly our chains in both families, each with as many rules as
+/// ours, one jump from each built-in chain, and exactly our ipsets with as many members.
+fn same_shape(r: &Rendered, s: &Snapshot) -> bool {
+    let want: BTreeMap<(bool, String), usize> = [(false, &r.v4), (true, &r.v6)]
+        .into_iter()
+        .flat_map(|(v6, chains)| {
+            chains
+                .iter()
+                .map(move |(c, rules)| ((v6, c.clone()), rules.len()))
+        })
+        .collect();
+    let sets: BTreeMap<String, usize> = r
+        .sets
+        .iter()
+        .map(|(n, (_, m))| (n.clone(), m.len()))
+        .collect();
+    want == s.rules && s.jumps == 4 && sets == s.members
 }
 
 /// Our ipsets in the kernel.
@@ -94,22 +152,101 @@ impl IptDriver {
         IptDriver::default()
     }
 
-    /// Makes the kernel hold `r`. Returns true when it wrote.
+    /// Makes the kernel hold `r`. Returns true when it wrote. A rule set different from the
+    /// last one is written at once (only what changed); the same one again is a resync.
     pub async fn apply(&mut self, r: &Rendered) -> Result<bool, Error> {
-        let now = snapshot().await;
-        let marker = format!("brindle {}", r.hash);
-        let same = match (&self.applied, &now) {
-            (Some((h, l)), Some(k)) => *h == r.hash && l == k,
-            // After a restart: both families' marker rules carry the same content hash.
-            (None, Some(k)) => k.matches(&marker).count() >= 4,
-            _ => false,
-        };
-        if same {
-            if self.applied.is_none() {
-                self.applied = now.map(|k| (r.hash.clone(), k));
+        match &mut self.applied {
+            Some((last, digest)) if last.hash == r.hash => {
+                let now = snapshot().await;
+                match (*digest, now) {
+                    (None, Some(s)) if same_shape(last, &s) => {
+                        *digest = Some(s.digest);
+                        return Ok(false);
+                    }
+                    (Some(d), Some(s)) if d == s.digest => return Ok(false),
+                    _ => {
+                        tracing::warn!(target: "felix.iptables", event = "repair", "our chains or ipsets were changed by someone else");
+                    }
+                }
             }
-            return Ok(false);
+            Some((last, _)) => {
+                let last = last.clone();
+                match self.update(&last, r).await {
+                    Ok(()) => {
+                        self.applied = Some((r.clone(), None));
+                        tracing::info!(target: "felix.iptables", event = "updated", hash = %r.hash);
+                        return Ok(true);
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "felix.iptables", event = "update_failed", error = %e, "rewriting everything");
+                    }
+                }
+            }
+            None => {
+                // After a restart: both families' marker rules carry the same content hash,
+                // and the chains are ours rule for rule.
+                let marker = format!("brindle {}", r.hash);
+                let mut marked = 0;
+                for v6 in [false, true] {
+                    if let Ok(text) = save(v6).await {
+                        marked += text.matches(&marker).count();
+                    }
+                }
+                if marked == 4
+                    && let Some(s) = snapshot().await
+                    && same_shape(r, &s)
+                {
+                    self.applied = Some((r.clone(), Some(s.digest)));
+                    return Ok(false);
+                }
+            }
         }
+        self.write_all(r).await?;
+        Ok(true)
+    }
+
+    /// Writes only what differs from `last` (applied and not known to be altered).
+    async fn update(&self, last: &Rendered, r: &Rendered) -> Result<(), Error> {
+        let changed_sets = |name: &str| last.sets.get(name) != r.sets.get(name);
+        let script = r.ipset_script_for(changed_sets);
+        if !script.is_empty() {
+            run("ipset", &["restore"], Some(&script), "restore").await?;
+        }
+        for v6 in [false, true] {
+            let (old, new) = if v6 {
+                (&last.v6, &r.v6)
+            } else {
+                (&last.v4, &r.v4)
+            };
+            let changed: Vec<&String> = new
+                .iter()
+                .filter(|(c, rules)| old.get(*c) != Some(rules))
+                .map(|(c, _)| c)
+                .collect();
+            let stale: BTreeSet<String> = old
+                .keys()
+                .filter(|c| !new.contains_key(*c))
+                .cloned()
+                .collect();
+            if changed.is_empty() && stale.is_empty() {
+                continue;
+            }
+            let input = r.restore_only(v6, changed.into_iter(), &stale, [false, false]);
+            run(
+                RESTORE[usize::from(v6)],
+                &["--noflush"],
+                Some(&input),
+                "update",
+            )
+            .await?;
+        }
+        for name in last.sets.keys().filter(|n| !r.sets.contains_key(*n)) {
+            run("ipset", &["destroy", name], None, "destroy").await?;
+        }
+        Ok(())
+    }
+
+    async fn write_all(&mut self, r: &Rendered) -> Result<(), Error> {
         run("ipset", &["restore"], Some(&r.ipset_script()), "restore").await?;
         for v6 in [false, true] {
             let current = save(v6).await?;
@@ -133,9 +270,9 @@ impl IptDriver {
                 run("ipset", &["destroy", &s], None, "destroy").await?;
             }
         }
-        self.applied = snapshot().await.map(|k| (r.hash.clone(), k));
+        self.applied = Some((r.clone(), None));
         tracing::info!(target: "felix.iptables", event = "applied", hash = %r.hash);
-        Ok(true)
+        Ok(())
     }
 
     /// Removes every chain, jump and ipset of ours (policy off, or the other dataplane).
