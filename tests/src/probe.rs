@@ -4,7 +4,8 @@
 //! source to every destination run concurrently (a denied probe costs its timeout once, not
 //! once per pair).
 //!
-//! A probe succeeds only on an answer: TCP needs the server's reply after the handshake, UDP
+//! A probe succeeds only on an answer: TCP needs the server's reply after the handshake (which
+//! names the source address it saw, for NAT tests), UDP
 //! the echoed datagram, ICMP an echo reply. Every wait is bounded by [`TIMEOUT`].
 
 use std::collections::BTreeMap;
@@ -89,13 +90,31 @@ fn serve(ns: &str, port: u16, stop: &AtomicBool, ready: &std::sync::mpsc::Sender
     let born = Instant::now();
     let mut buf = [0u8; 512];
     while !stop.load(Ordering::SeqCst) && born.elapsed() < SERVER_LIFETIME {
-        while let Ok((mut s, _)) = tcp.accept() {
-            let _ = s.write_all(b"ok\n");
+        while let Ok((mut s, peer)) = tcp.accept() {
+            let _ = s.write_all(format!("ok {}\n", peer.ip()).as_bytes());
         }
         if let Ok((n, from)) = udp.recv_from(&mut buf) {
             let _ = udp.send_to(&buf[..n], from);
         }
     }
+}
+
+/// UDP source ports for probes: counted up from a per-run random start, below the kernel's
+/// ephemeral range (32768 and up).
+fn next_udp_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 2_000) as u16 * 4,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let p = NEXT.fetch_add(1, Ordering::SeqCst);
+    if p >= 32_000 {
+        NEXT.store(20_000, Ordering::SeqCst);
+    }
+    p
 }
 
 /// One probe from inside namespace `from` to `to:port`.
@@ -109,18 +128,16 @@ pub fn probe(from: &str, to: IpAddr, port: u16, proto: Proto) -> bool {
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success()),
-        Proto::Tcp => in_netns(from, move || {
-            let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::new(to, port), TIMEOUT) else {
-                return false;
-            };
-            let _ = s.set_read_timeout(Some(TIMEOUT));
-            let mut buf = [0u8; 3];
-            s.read_exact(&mut buf).is_ok() && &buf == b"ok\n"
-        })
-        .join()
-        .unwrap_or(false),
+        Proto::Tcp => seen_source(from, to, port).is_some(),
         Proto::Udp => in_netns(from, move || {
-            let bind = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            // A source port never used before in this run: a port the kernel reused could
+            // match a conntrack entry of an earlier probe that policy allowed then.
+            let port_from = next_udp_port();
+            let bind = if to.is_ipv6() {
+                SocketAddr::from(([0u16; 8], port_from))
+            } else {
+                SocketAddr::from(([0, 0, 0, 0], port_from))
+            };
             let Ok(s) = UdpSocket::bind(bind) else {
                 return false;
             };
@@ -134,6 +151,21 @@ pub fn probe(from: &str, to: IpAddr, port: u16, proto: Proto) -> bool {
         .join()
         .unwrap_or(false),
     }
+}
+
+/// A TCP connection from inside namespace `from` to `to:port`: the source address the server
+/// saw (it answers `ok <peer address>`), or None when the connection or the answer failed.
+pub fn seen_source(from: &str, to: IpAddr, port: u16) -> Option<IpAddr> {
+    in_netns(from, move || {
+        let mut s = TcpStream::connect_timeout(&SocketAddr::new(to, port), TIMEOUT).ok()?;
+        let _ = s.set_read_timeout(Some(TIMEOUT));
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).ok()?;
+        answer.strip_prefix("ok ")?.trim().parse().ok()
+    })
+    .join()
+    .ok()
+    .flatten()
 }
 
 /// A probe target or source: a name for reports, its namespace and its address.

@@ -18,6 +18,8 @@
 //!   `kubernetes.io/metadata.name`), `ports`/`notPorts` with ranges and named ports (resolved
 //!   against the selected endpoints' ports), protocol and `notProtocol`, ICMP type/code,
 //!   `ipVersion`.
+//! - NAT outgoing: the pools with `natOutgoing`, and every pool (traffic between pools is
+//!   never masqueraded).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -81,6 +83,18 @@ pub struct Inputs {
     pub policies: Vec<Policy>,
     /// Profiles: name → (ingress, egress).
     pub profiles: BTreeMap<String, (Vec<Rule>, Vec<Rule>)>,
+    /// IP pools: CIDR and `natOutgoing`.
+    pub pools: Vec<(IpNetwork, bool)>,
+}
+
+/// NAT outgoing: traffic from the `masquerade` pools to anywhere outside `pools` (every
+/// pool) leaves with the node's address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Nat {
+    /// Pools with `natOutgoing`.
+    pub masquerade: Vec<IpNetwork>,
+    /// Every pool.
+    pub pools: Vec<IpNetwork>,
 }
 
 /// Verdict of a compiled rule.
@@ -194,6 +208,8 @@ pub struct Plan {
     pub profiles: BTreeMap<String, CPolicy>,
     /// Address sets: name → members.
     pub sets: BTreeMap<String, BTreeSet<IpNetwork>>,
+    /// NAT outgoing.
+    pub nat: Nat,
     /// What could not be compiled, and why.
     pub notes: Vec<String>,
 }
@@ -235,6 +251,11 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
                 profile_labels.insert(name.clone(), p.spec.labels_to_apply.clone());
                 inp.profiles
                     .insert(name, (p.spec.ingress.clone(), p.spec.egress.clone()));
+            }
+            Resource::IPPool(p) => {
+                if let Ok(net) = p.spec.cidr.parse() {
+                    inp.pools.push((net, p.spec.nat_outgoing));
+                }
             }
             Resource::Tier(t) => {
                 let name = t.metadata.name.clone().unwrap_or_default();
@@ -567,12 +588,34 @@ impl<'a> Compiler<'a> {
 
 /// A stable 64-bit FNV-1a hash (names of sets and chains must not change between runs).
 pub fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    use std::hash::Hasher;
+    let mut h = Fnv::default();
+    h.write(s.as_bytes());
+    h.finish()
+}
+
+/// FNV-1a as a [`std::hash::Hasher`]: the same value in every run and on every machine (for
+/// content hashes that the kernel keeps across restarts).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
     }
-    h
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The plan for the endpoints of `node`.
@@ -661,6 +704,13 @@ pub fn calculate(inp: &Inputs, node: &str) -> Plan {
     }
     plan.sets = c.sets;
     plan.notes = c.notes;
+    let mut pools: Vec<(IpNetwork, bool)> = inp.pools.clone();
+    pools.sort();
+    pools.dedup();
+    plan.nat = Nat {
+        masquerade: pools.iter().filter(|p| p.1).map(|p| p.0).collect(),
+        pools: pools.iter().map(|p| p.0).collect(),
+    };
     plan
 }
 

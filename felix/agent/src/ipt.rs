@@ -13,6 +13,10 @@
 //! brindle-t-<hash>: jump each policy chain; accepted or passed → return; end of tier → drop
 //! brindle-pi-/-po-<hash> (policies), brindle-ri-/-ro-<hash> (profiles): rules
 //! ```
+//! NAT outgoing: POSTROUTING → brindle-POSTROUTING in the nat table, masquerading from the
+//! ipset `brindle-masq-<family>` (pools with `natOutgoing`) to anywhere outside
+//! `brindle-pools-<family>` (every pool).
+//!
 //! Marks as in nftables: 0x10000 accepted, 0x20000 passed. An Allow or Pass rule is two
 //! iptables rules (set the mark, then return on it). Address sets are ipsets `brindle-s<hash>-4`
 //! / `-6` (selectors) and `brindle-n<hash>-4` / `-6` (a rule's `nets`/`notNets` when more than
@@ -23,6 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use ipnetwork::IpNetwork;
+
+use std::hash::{Hash, Hasher};
 
 use crate::calc::{CPolicy, CRule, Plan, Side, Verdict, stable_hash};
 use crate::nft::{WORKLOAD_PREFIX, minimal};
@@ -45,6 +51,8 @@ pub struct Rendered {
     pub v4: BTreeMap<String, Vec<String>>,
     /// See `v4`.
     pub v6: BTreeMap<String, Vec<String>>,
+    /// The nat table's `brindle-POSTROUTING` rules (NAT outgoing) for IPv4 and IPv6.
+    pub nat: [Vec<String>; 2],
     /// The content hash (carried by the marker rule).
     pub hash: String,
 }
@@ -367,7 +375,25 @@ pub fn render(plan: &Plan) -> Rendered {
         sets,
         ..Default::default()
     };
-    let hash = format!("{:016x}", stable_hash(&format!("{v4:?}{v6:?}{:?}", r.sets)));
+    for v6 in [false, true] {
+        let fam = |n: &&IpNetwork| n.is_ipv6() == v6;
+        let masq = minimal(plan.nat.masquerade.iter().filter(fam).copied());
+        if masq.is_empty() {
+            continue;
+        }
+        let pools = minimal(plan.nat.pools.iter().filter(fam).copied());
+        let f = if v6 { 6 } else { 4 };
+        let (m, p) = (format!("{PREFIX}masq-{f}"), format!("{PREFIX}pools-{f}"));
+        r.sets.insert(m.clone(), (v6, masq));
+        r.sets.insert(p.clone(), (v6, pools));
+        r.nat[usize::from(v6)].push(format!(
+            "-m set --match-set {m} src -m set ! --match-set {p} dst {} -j MASQUERADE",
+            comment("nat outgoing")
+        ));
+    }
+    let mut h = crate::calc::Fnv::default();
+    (&v4, &v6, &r.sets, &r.nat).hash(&mut h);
+    let hash = format!("{:016x}", h.finish());
     for chains in [&mut v4, &mut v6] {
         for c in ["FORWARD", "INPUT"] {
             if let Some(body) = chains.get_mut(&format!("{PREFIX}{c}")) {
@@ -456,10 +482,31 @@ impl Rendered {
     pub fn text(&self) -> String {
         let none = BTreeSet::new();
         format!(
-            "# ipset restore\n{}# iptables-restore --noflush\n{}# ip6tables-restore --noflush\n{}",
+            "# ipset restore\n{}# iptables-restore --noflush\n{}{}# ip6tables-restore --noflush\n{}{}",
             self.ipset_script(),
             self.restore(false, &none, [true, true]),
-            self.restore(true, &none, [true, true])
+            self.nat_restore(false, true),
+            self.restore(true, &none, [true, true]),
+            self.nat_restore(true, true),
         )
+    }
+
+    /// `iptables-restore --noflush` input for one family's nat table: `brindle-POSTROUTING`
+    /// (NAT outgoing; declared, so flushed, always) and the jump to it when `jump` says it is
+    /// missing.
+    pub fn nat_restore(&self, v6: bool, jump: bool) -> String {
+        let mut s = format!("*nat\n:{PREFIX}POSTROUTING - [0:0]\n");
+        for r in &self.nat[usize::from(v6)] {
+            let _ = writeln!(s, "-A {PREFIX}POSTROUTING {r}");
+        }
+        if jump {
+            let _ = writeln!(
+                s,
+                "-I POSTROUTING 1 {} -j {PREFIX}POSTROUTING",
+                comment("brindle")
+            );
+        }
+        s.push_str("COMMIT\n");
+        s
     }
 }

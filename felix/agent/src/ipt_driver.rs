@@ -27,9 +27,27 @@ const SAVE: [&str; 2] = ["iptables-save", "ip6tables-save"];
 const RESTORE: [&str; 2] = ["iptables-restore", "ip6tables-restore"];
 const BUILTIN: [&str; 2] = ["FORWARD", "INPUT"];
 
+/// The tables we write to.
+const TABLES: [&str; 2] = ["filter", "nat"];
+
 /// One family's filter table as `iptables-save` prints it.
 async fn save(v6: bool) -> Result<String, Error> {
-    run(SAVE[usize::from(v6)], &["-t", "filter"], None, "save").await
+    save_table(v6, "filter").await
+}
+
+async fn save_table(v6: bool, table: &str) -> Result<String, Error> {
+    run(SAVE[usize::from(v6)], &["-t", table], None, "save").await
+}
+
+/// Rules in built-in chains that jump to ours.
+fn jumps_in(save: &str) -> Vec<&str> {
+    save.lines()
+        .filter(|l| {
+            l.starts_with("-A ")
+                && !l.starts_with(&format!("-A {PREFIX}"))
+                && l.contains(&format!("-j {PREFIX}"))
+        })
+        .collect()
 }
 
 /// Our chains in a save listing.
@@ -65,16 +83,25 @@ async fn snapshot() -> Option<Snapshot> {
     let mut out = String::new();
     let mut rules = BTreeMap::new();
     let mut jumps = 0;
-    for v6 in [false, true] {
-        let text = save(v6).await.ok()?;
+    for (v6, table) in [false, true]
+        .into_iter()
+        .flat_map(|v| TABLES.map(|t| (v, t)))
+    {
+        let text = save_table(v6, table).await.ok()?;
+        let key = |name: &str| {
+            let name = name.split(' ').next().unwrap_or(name);
+            if table == "filter" {
+                (v6, name.to_string())
+            } else {
+                (v6, format!("{table}:{name}"))
+            }
+        };
         for l in text.lines() {
             if let Some(c) = l.strip_prefix(':').filter(|c| c.starts_with(PREFIX)) {
-                let name = c.split(' ').next().unwrap_or(c).to_string();
-                rules.entry((v6, name)).or_insert(0);
+                rules.entry(key(c)).or_insert(0);
             }
             if let Some(c) = l.strip_prefix("-A ").filter(|c| c.starts_with(PREFIX)) {
-                let name = c.split(' ').next().unwrap_or(c).to_string();
-                *rules.entry((v6, name)).or_insert(0) += 1;
+                *rules.entry(key(c)).or_insert(0) += 1;
             } else if l.starts_with("-A ") && l.contains(&format!("-j {PREFIX}")) {
                 jumps += 1;
             }
@@ -118,7 +145,8 @@ async fn snapshot() -> Option<Snapshot> {
 }
 
 /// Whether the kernel has exactly our chains in both families, each with as many rules as
-/// ours, one jump from each built-in chain, and exactly our ipsets with as many members.
+/// ours, one jump from each built-in chain we hook (FORWARD, INPUT, nat POSTROUTING), and
+/// exactly our ipsets with as many members.
 fn same_shape(r: &Rendered, s: &Snapshot) -> bool {
     let want: BTreeMap<(bool, String), usize> = [(false, &r.v4), (true, &r.v6)]
         .into_iter()
@@ -127,13 +155,19 @@ fn same_shape(r: &Rendered, s: &Snapshot) -> bool {
                 .iter()
                 .map(move |(c, rules)| ((v6, c.clone()), rules.len()))
         })
+        .chain([false, true].map(|v6| {
+            (
+                (v6, format!("nat:{PREFIX}POSTROUTING")),
+                r.nat[usize::from(v6)].len(),
+            )
+        }))
         .collect();
     let sets: BTreeMap<String, usize> = r
         .sets
         .iter()
         .map(|(n, (_, m))| (n.clone(), m.len()))
         .collect();
-    want == s.rules && s.jumps == 4 && sets == s.members
+    want == s.rules && s.jumps == 6 && sets == s.members
 }
 
 /// Our ipsets in the kernel.
@@ -240,6 +274,13 @@ impl IptDriver {
             )
             .await?;
         }
+        for v6 in [false, true] {
+            let i = usize::from(v6);
+            if last.nat[i] != r.nat[i] {
+                let input = r.nat_restore(v6, false);
+                run(RESTORE[i], &["--noflush"], Some(&input), "update").await?;
+            }
+        }
         for name in last.sets.keys().filter(|n| !r.sets.contains_key(*n)) {
             run("ipset", &["destroy", name], None, "destroy").await?;
         }
@@ -264,6 +305,18 @@ impl IptDriver {
                 "restore",
             )
             .await?;
+            let nat = save_table(v6, "nat").await?;
+            let missing = !nat.lines().any(|l| {
+                l.starts_with("-A POSTROUTING ") && l.ends_with(&format!("-j {PREFIX}POSTROUTING"))
+            });
+            let input = r.nat_restore(v6, missing);
+            run(
+                RESTORE[usize::from(v6)],
+                &["--noflush"],
+                Some(&input),
+                "restore",
+            )
+            .await?;
         }
         for s in our_sets().await? {
             if !r.sets.contains_key(&s) {
@@ -277,23 +330,19 @@ impl IptDriver {
 
     /// Removes every chain, jump and ipset of ours (policy off, or the other dataplane).
     pub async fn remove() -> Result<(), Error> {
-        for v6 in [false, true] {
-            let Ok(current) = save(v6).await else {
+        for (v6, table) in [false, true]
+            .into_iter()
+            .flat_map(|v| TABLES.map(|t| (v, t)))
+        {
+            let Ok(current) = save_table(v6, table).await else {
                 continue;
             };
             let chains = our_chains(&current);
-            let jumps: Vec<&str> = current
-                .lines()
-                .filter(|l| {
-                    BUILTIN.iter().any(|b| {
-                        l.starts_with(&format!("-A {b} ")) && l.contains(&format!("-j {PREFIX}"))
-                    })
-                })
-                .collect();
+            let jumps = jumps_in(&current);
             if chains.is_empty() && jumps.is_empty() {
                 continue;
             }
-            let mut input = String::from("*filter\n");
+            let mut input = format!("*{table}\n");
             for j in &jumps {
                 input.push_str(&j.replacen("-A ", "-D ", 1));
                 input.push('\n');

@@ -24,7 +24,9 @@ use std::fmt::Write;
 
 use ipnetwork::IpNetwork;
 
-use crate::calc::{CPolicy, CRule, Plan, Side, Verdict, stable_hash};
+use std::hash::{Hash, Hasher};
+
+use crate::calc::{CPolicy, CRule, Fnv, Plan, Side, Verdict, stable_hash};
 
 /// Brindle's table.
 pub const TABLE: &str = "brindle";
@@ -169,7 +171,7 @@ fn rule(out: &mut Vec<String>, r: &CRule, comment: &str, sets: &Sets) {
 }
 
 /// A chain: its base-chain declaration (hook and policy), if any, and its rules.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Chain {
     /// `type filter hook … ; policy …;` for a base chain.
     pub head: Option<String>,
@@ -342,6 +344,40 @@ fn policy_chains(
     }
 }
 
+/// NAT outgoing: a `nat-out` chain on the postrouting hook masquerading traffic from the
+/// `natOutgoing` pools (set `masq-pools-<family>`) to anywhere outside every pool
+/// (`all-pools-<family>`); nothing when no pool asks for it.
+fn nat(plan: &Plan, t: &mut Table) {
+    let mut rules = Vec::new();
+    for v6 in [false, true] {
+        let fam = |n: &&IpNetwork| n.is_ipv6() == v6;
+        let masq = minimal(plan.nat.masquerade.iter().filter(fam).copied());
+        if masq.is_empty() {
+            continue;
+        }
+        let pools = minimal(plan.nat.pools.iter().filter(fam).copied());
+        let (ty, f, ip) = if v6 {
+            ("ipv6_addr", 6, "ip6")
+        } else {
+            ("ipv4_addr", 4, "ip")
+        };
+        t.sets.push((format!("masq-pools-{f}"), ty, masq));
+        t.sets.push((format!("all-pools-{f}"), ty, pools));
+        rules.push(format!(
+            "{ip} saddr @masq-pools-{f} {ip} daddr != @all-pools-{f} counter masquerade comment \"nat outgoing\""
+        ));
+    }
+    if !rules.is_empty() {
+        t.chains.push((
+            "nat-out".to_string(),
+            Chain {
+                head: Some("type nat hook postrouting priority srcnat; policy accept;".into()),
+                rules,
+            },
+        ));
+    }
+}
+
 /// Renders the table.
 pub fn render(plan: &Plan) -> Table {
     let mut t = Table::default();
@@ -449,9 +485,10 @@ pub fn render(plan: &Plan) -> Table {
         }
         chains.push((chain.to_string(), c));
     }
-    t.hash = format!(
-        "{:016x}",
-        stable_hash(&format!("{:?}{:?}", t.sets, t.chains))
-    );
+    nat(plan, &mut t);
+    let mut h = Fnv::default();
+    t.sets.hash(&mut h);
+    t.chains.hash(&mut h);
+    t.hash = format!("{:016x}", h.finish());
     t
 }

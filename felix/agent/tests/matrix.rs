@@ -363,3 +363,119 @@ fn reachability_matrices_on_nftables_and_iptables() {
         failures.join("\n")
     );
 }
+
+/// NAT outgoing on both dataplanes: a pod of a `natOutgoing` pool reaches a host outside the
+/// pools with the node's address; a pod of a pool without it keeps its own; traffic between
+/// pools is never masqueraded. The "outside" host is a namespace linked to the node.
+#[test]
+fn nat_outgoing_on_nftables_and_iptables() {
+    require(&[
+        "ip",
+        "nft",
+        "iptables-restore",
+        "ip6tables-restore",
+        "ipset",
+    ]);
+    let mut lab = Lab::new();
+    let node_ns = lab.ns("node");
+    lab.forwarding(&node_ns);
+    let outside = lab.ns("outside");
+    lab.link(
+        &node_ns,
+        "eth1",
+        &["198.18.50.1/24"],
+        &outside,
+        "eth0",
+        &["198.18.50.2/24"],
+    );
+    // The outside host can answer the un-NATed pool directly (a route back), never the
+    // NATed one: its replies reach that pod only through the node's masquerade.
+    sh(&[
+        "ip",
+        "-n",
+        &outside,
+        "route",
+        "add",
+        "198.19.1.0/24",
+        "via",
+        "198.18.50.1",
+    ]);
+    let nat_pod = lab.wired_pod(&node_ns, "natpod", "calinat", "198.19.0.1");
+    let plain_pod = lab.wired_pod(&node_ns, "plainpod", "caliplain", "198.19.1.1");
+    let _servers = Servers::start(&[outside.clone(), plain_pod.clone()], &[80]);
+    let text = "
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: nat}
+spec: {cidr: 198.19.0.0/24, natOutgoing: true}
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: plain}
+spec: {cidr: 198.19.1.0/24}
+---
+apiVersion: brindle.dev/v1
+kind: WorkloadEndpoint
+metadata: {name: node--1-k8s-natpod-eth0, namespace: default}
+spec: {orchestrator: k8s, node: node-1, pod: natpod, endpoint: eth0, interfaceName: calinat, ipNetworks: [198.19.0.1/32], profiles: [kns.default]}
+---
+apiVersion: brindle.dev/v1
+kind: WorkloadEndpoint
+metadata: {name: node--1-k8s-plainpod-eth0, namespace: default}
+spec: {orchestrator: k8s, node: node-1, pod: plainpod, endpoint: eth0, interfaceName: caliplain, ipNetworks: [198.19.1.1/32], profiles: [kns.default]}
+";
+    let rs: Vec<Resource> = parse_resources(text)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.result.unwrap_or_else(|e| panic!("{}: {e:?}", d.label)))
+        .collect();
+    let plan = calculate(&inputs_from(&rs), "node-1");
+    assert_eq!(plan.nat.masquerade.len(), 1);
+    let mut node = Node {
+        ns: node_ns.clone(),
+        nft: None,
+        ipt: None,
+    };
+    let seen = |from: &str, to: &str| {
+        brindle_tests::probe::seen_source(from, to.parse().unwrap(), 80).map(|a| a.to_string())
+    };
+    for dp in [Dataplane::Nft, Dataplane::Ipt] {
+        node.apply(dp, &plan);
+        assert_eq!(
+            seen(&nat_pod, "198.18.50.2").as_deref(),
+            Some("198.18.50.1"),
+            "{dp:?}: the natOutgoing pool leaves with the node's address"
+        );
+        assert_eq!(
+            seen(&plain_pod, "198.18.50.2").as_deref(),
+            Some("198.19.1.1"),
+            "{dp:?}: a pool without natOutgoing keeps its address"
+        );
+        assert_eq!(
+            seen(&nat_pod, "198.19.1.1").as_deref(),
+            Some("198.19.0.1"),
+            "{dp:?}: no NAT between pools"
+        );
+    }
+    // With no natOutgoing pool left, nothing is masqueraded (the NATed pod cannot get an
+    // answer from outside any more).
+    let mut plain = plan.clone();
+    plain.nat.masquerade.clear();
+    node.apply(Dataplane::Ipt, &plain);
+    assert_eq!(seen(&nat_pod, "198.18.50.2"), None, "iptables: NAT removed");
+    node.apply(Dataplane::Nft, &plain);
+    assert_eq!(seen(&nat_pod, "198.18.50.2"), None, "nftables: NAT removed");
+    let nat = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &node_ns,
+        "iptables-save",
+        "-t",
+        "nat",
+    ]);
+    assert!(
+        !nat.contains("brindle"),
+        "switching to nftables left: {nat}"
+    );
+}

@@ -328,8 +328,10 @@ async fn run(
             && (changed || resync)
         {
             policy_snap = Some(snap.clone());
+            // IP pools (watched for the node anyway) carry NAT outgoing.
             let objs = POLICY_KINDS
                 .iter()
+                .chain([&Kind::IPPool])
                 .filter_map(|k| snap.objects.get(k))
                 .flat_map(|m| m.values());
             let plan =
