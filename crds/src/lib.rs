@@ -13,6 +13,7 @@ pub mod document;
 pub mod felix;
 pub mod ipam;
 pub mod ippool;
+pub mod netset;
 pub mod node;
 pub mod policy;
 pub mod validate;
@@ -34,6 +35,7 @@ pub use ipam::{
     IPAMConfigurationSpec, IPAMHandle, IPAMHandleSpec, IPReservation, IPReservationSpec,
 };
 pub use ippool::{IPPool, IPPoolSpec};
+pub use netset::{GlobalNetworkSet, GlobalNetworkSetSpec, NetworkSet, NetworkSetSpec};
 pub use node::{Node, NodeSpec};
 pub use policy::{
     GlobalNetworkPolicy, GlobalNetworkPolicySpec, HostEndpoint, HostEndpointSpec, NetworkPolicy,
@@ -188,6 +190,8 @@ resources! {
     IPAMConfiguration => IPAMConfiguration, "ipamconfigurations", false;
     WorkloadEndpoint => WorkloadEndpoint, "workloadendpoints", true;
     Profile => Profile, "profiles", false;
+    NetworkSet => NetworkSet, "networksets", true;
+    GlobalNetworkSet => GlobalNetworkSet, "globalnetworksets", false;
 }
 
 impl Resource {

@@ -596,7 +596,7 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
         // envelope
         (
             "unknown kind",
-            variant(&pool(), &[("/kind", json!("NetworkSet"))]),
+            variant(&pool(), &[("/kind", json!("StagedNetworkPolicy"))]),
             "kind",
         ),
         (

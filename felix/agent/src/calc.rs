@@ -18,6 +18,8 @@
 //!   `kubernetes.io/metadata.name`), `ports`/`notPorts` with ranges and named ports (resolved
 //!   against the selected endpoints' ports), protocol and `notProtocol`, ICMP type/code,
 //!   `ipVersion`.
+//! - Network sets (namespaced and global) are selected by rules like endpoints on no node;
+//!   `namespaceSelector: global()` selects the global ones.
 //! - NAT outgoing: the pools with `natOutgoing`, and every pool (traffic between pools is
 //!   never masqueraded).
 
@@ -252,6 +254,24 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
                 inp.profiles
                     .insert(name, (p.spec.ingress.clone(), p.spec.egress.clone()));
             }
+            // Network sets are selected like endpoints that are on no node: their labels,
+            // their nets as addresses. A global one has no namespace.
+            Resource::NetworkSet(n) => {
+                let ns = n
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
+                inp.endpoints
+                    .push(net_set(n.metadata.labels.as_ref(), ns, &n.spec.nets));
+            }
+            Resource::GlobalNetworkSet(n) => {
+                inp.endpoints.push(net_set(
+                    n.metadata.labels.as_ref(),
+                    String::new(),
+                    &n.spec.nets,
+                ));
+            }
             Resource::IPPool(p) => {
                 if let Ok(net) = p.spec.cidr.parse() {
                     inp.pools.push((net, p.spec.nat_outgoing));
@@ -336,6 +356,29 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
         });
     }
     inp
+}
+
+/// A network set as the calculation sees it: an endpoint on no node, without interface.
+fn net_set(
+    labels: Option<&BTreeMap<String, String>>,
+    namespace: String,
+    nets: &[String],
+) -> Endpoint {
+    let mut labels = labels.cloned().unwrap_or_default();
+    if !namespace.is_empty() {
+        labels
+            .entry("projectcalico.org/namespace".into())
+            .or_insert_with(|| namespace.clone());
+    }
+    Endpoint {
+        iface: String::new(),
+        node: String::new(),
+        namespace,
+        labels,
+        ips: nets.iter().filter_map(|n| n.parse().ok()).collect(),
+        profiles: Vec::new(),
+        ports: BTreeMap::new(),
+    }
 }
 
 fn tier_key(inp: &Inputs, tier: &str) -> (u8, u64, String) {
@@ -444,8 +487,11 @@ impl<'a> Compiler<'a> {
             Err(_) => Vec::new(),
             Ok(s) => {
                 let ns_s = ns_sel.and_then(|n| Selector::parse(n).ok());
+                // `global()` picks what has no namespace (global network sets); any other
+                // namespace selector picks only namespaced endpoints and sets.
                 let keep = |e: &Endpoint| match (&ns_s, scope) {
-                    (Some(n), _) => n.matches(&ns_labels(&e.namespace)),
+                    (Some(n), _) if n.is_global() => e.namespace.is_empty(),
+                    (Some(n), _) => !e.namespace.is_empty() && n.matches(&ns_labels(&e.namespace)),
                     (None, Some(ns)) => e.namespace == ns,
                     (None, None) => true,
                 };

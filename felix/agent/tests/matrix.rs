@@ -4,7 +4,7 @@
 //! with ipsets), then TCP, UDP and ICMP are probed from every source to every destination and
 //! the whole matrix compared with the expected one. Cases in the style of the upstream
 //! Kubernetes network-policy e2e tests, and Calico-only ones (tiers with Pass, Log, GNP,
-//! notNets, selectors with notSelector).
+//! notNets, selectors with notSelector, NetworkSets and GlobalNetworkSets); NAT outgoing.
 //!
 //! The node's own traffic to a pod is not policed (Kubernetes: traffic from the node is
 //! always allowed); a pod's traffic to the node goes through the pod's egress policy.
@@ -284,6 +284,31 @@ spec:
             want: |f, t, _| {
                 f == "host" || pod_of(t) != "b" || (pod_of(f) == "a" && ns_of(f) != "z")
             },
+        },
+        Case {
+            name: "calico: x takes traffic from a NetworkSet of its own and a GlobalNetworkSet",
+            policies: "
+apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata: {name: from-y, namespace: x, labels: {src: ny}}
+spec: {nets: [198.19.0.3/32, 198.19.0.4/32]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: trusted, labels: {role: trusted}}
+spec: {nets: [198.19.0.5/32]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: from-sets, namespace: x}
+spec:
+  selector: all()
+  ingress:
+    - {action: Allow, source: {selector: src == 'ny'}}
+    - {action: Allow, source: {namespaceSelector: global(), selector: role == 'trusted'}}
+",
+            port: 80,
+            want: |f, t, _| f == "host" || ns_of(t) != "x" || ns_of(f) == "y" || f == "z/a",
         },
     ]
 }

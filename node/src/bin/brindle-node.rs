@@ -29,6 +29,8 @@ const POLICY_KINDS: &[Kind] = &[
     Kind::Tier,
     Kind::GlobalNetworkPolicy,
     Kind::NetworkPolicy,
+    Kind::NetworkSet,
+    Kind::GlobalNetworkSet,
 ];
 use brindle_crds::{FelixConfigurationSpec, Kind, Resource};
 use brindle_felix::dataplane::Kind as PolicyKind;
