@@ -77,6 +77,7 @@ fn inputs(policies: usize, local: usize) -> Inputs {
             types: vec![PolicyType::Ingress],
             ingress: (0..RULES).map(|j| rule(p, j)).collect(),
             egress: Vec::new(),
+            flags: Default::default(),
         });
     }
     inp

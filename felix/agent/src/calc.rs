@@ -72,6 +72,19 @@ pub struct Policy {
     pub ingress: Vec<Rule>,
     /// Outbound rules.
     pub egress: Vec<Rule>,
+    /// Host endpoint stages (GlobalNetworkPolicy only).
+    pub flags: HostFlags,
+}
+
+/// Where a GlobalNetworkPolicy applies on host endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostFlags {
+    /// Before DNAT (ingress only).
+    pub pre_dnat: bool,
+    /// Before connection tracking.
+    pub do_not_track: bool,
+    /// Also to traffic forwarded through the host endpoint.
+    pub apply_on_forward: bool,
 }
 
 /// Everything the calculation reads.
@@ -87,6 +100,10 @@ pub struct Inputs {
     pub profiles: BTreeMap<String, (Vec<Rule>, Vec<Rule>)>,
     /// IP pools: CIDR and `natOutgoing`.
     pub pools: Vec<(IpNetwork, bool)>,
+    /// Host endpoints of every node.
+    pub hosts: Vec<crate::host::HostEp>,
+    /// FelixConfiguration's failsafe ports, when it sets them (else Calico's defaults).
+    pub failsafe: Option<crate::host::Failsafe>,
 }
 
 /// NAT outgoing: traffic from the `masquerade` pools to anywhere outside `pools` (every
@@ -212,6 +229,10 @@ pub struct Plan {
     pub sets: BTreeMap<String, BTreeSet<IpNetwork>>,
     /// NAT outgoing.
     pub nat: Nat,
+    /// Host endpoints of this node, by interface (`*` for all of them).
+    pub hosts: BTreeMap<String, crate::host::HostPlan>,
+    /// Ports host endpoint policy never blocks (with host endpoints only).
+    pub failsafe: crate::host::Failsafe,
     /// What could not be compiled, and why.
     pub notes: Vec<String>,
 }
@@ -295,6 +316,11 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
                     types: types_of(&s.types, !s.egress.is_empty()),
                     ingress: s.ingress.clone(),
                     egress: s.egress.clone(),
+                    flags: HostFlags {
+                        pre_dnat: s.pre_dnat,
+                        do_not_track: s.do_not_track,
+                        apply_on_forward: s.apply_on_forward,
+                    },
                 });
             }
             Resource::NetworkPolicy(p) => {
@@ -315,10 +341,20 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
                     types: types_of(&s.types, !s.egress.is_empty()),
                     ingress: s.ingress.clone(),
                     egress: s.egress.clone(),
+                    flags: HostFlags::default(),
                 });
+            }
+            Resource::HostEndpoint(h) => {
+                inp.hosts.push(crate::host::HostEp::from_resource(h));
+            }
+            Resource::FelixConfiguration(f) if f.metadata.name.as_deref() == Some("default") => {
+                inp.failsafe = crate::host::failsafe_of(&f.spec);
             }
             _ => {}
         }
+    }
+    for h in &inp.hosts {
+        inp.endpoints.push(h.selectable());
     }
     for w in weps {
         let s = &w.spec;
@@ -404,7 +440,7 @@ fn order_key(p: &Policy) -> (u8, u64, String) {
 
 /// Endpoints indexed by label, so a selector with a required `key == value` (or `in`) looks
 /// its candidates up instead of testing every endpoint.
-struct Index<'a> {
+pub(crate) struct Index<'a> {
     eps: &'a [Endpoint],
     by_label: HashMap<(&'a str, &'a str), Vec<usize>>,
 }
@@ -421,7 +457,7 @@ impl<'a> Index<'a> {
     }
 
     /// The endpoints (ascending indices) that pass `keep` and that `sel` matches.
-    fn select(&self, sel: &Selector, keep: impl Fn(&Endpoint) -> bool) -> Vec<usize> {
+    pub(crate) fn select(&self, sel: &Selector, keep: impl Fn(&Endpoint) -> bool) -> Vec<usize> {
         let ok = |i: &usize| keep(&self.eps[*i]) && sel.matches(&self.eps[*i].labels);
         match sel.required_values() {
             Some((k, vals)) => {
@@ -443,7 +479,7 @@ impl<'a> Index<'a> {
 
 /// A policy's selector: absent or empty selects all; one that does not parse selects nothing
 /// (validation rejects those before they are stored).
-fn parse_selector(sel: Option<&str>) -> Option<Selector> {
+pub(crate) fn parse_selector(sel: Option<&str>) -> Option<Selector> {
     match sel {
         None | Some("") => Some(Selector::All),
         Some(s) => Selector::parse(s).ok(),
@@ -457,8 +493,8 @@ fn ns_labels(ns: &str) -> BTreeMap<String, String> {
     ])
 }
 
-struct Compiler<'a> {
-    inp: &'a Inputs,
+pub(crate) struct Compiler<'a> {
+    pub(crate) inp: &'a Inputs,
     index: Index<'a>,
     sets: BTreeMap<String, BTreeSet<IpNetwork>>,
     /// Entity selections already made: key → (set name, endpoints).
@@ -610,7 +646,51 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn compile(
+    /// Appends policy `p` to a direction's tier list (a new tier when it changes) and compiles
+    /// it once.
+    pub(crate) fn add_to_tiers(
+        &mut self,
+        out: &mut Vec<TierPlan>,
+        p: &Policy,
+        compiled: &mut BTreeMap<String, CPolicy>,
+    ) {
+        match out.last_mut() {
+            Some(t) if t.tier == p.tier => t.policies.push(p.id.clone()),
+            _ => out.push(TierPlan {
+                tier: p.tier.clone(),
+                policies: vec![p.id.clone()],
+                pass_at_end: self.inp.tiers.get(&p.tier).is_some_and(|t| t.1),
+            }),
+        }
+        if !compiled.contains_key(&p.id) {
+            let cp = self.compile(&p.id, &p.ingress, &p.egress, p.namespace.as_deref());
+            compiled.insert(p.id.clone(), cp);
+        }
+    }
+
+    /// Compiles profile `pr` once (a missing `kns.*` profile allows all; another missing one
+    /// allows nothing).
+    pub(crate) fn add_profile(&mut self, pr: &str, compiled: &mut BTreeMap<String, CPolicy>) {
+        if compiled.contains_key(pr) {
+            return;
+        }
+        let cp = match self.inp.profiles.get(pr) {
+            Some((i, o)) => self.compile(&format!("profile/{pr}"), i, o, None),
+            None if pr.starts_with("kns.") => CPolicy {
+                ingress: vec![allow_all()],
+                egress: vec![allow_all()],
+            },
+            None => {
+                self.notes.push(format!(
+                    "profile {pr} does not exist: its endpoints get no profile rules (drop)"
+                ));
+                CPolicy::default()
+            }
+        };
+        compiled.insert(pr.to_string(), cp);
+    }
+
+    pub(crate) fn compile(
         &mut self,
         id: &str,
         ingress: &[Rule],
@@ -679,6 +759,10 @@ pub fn calculate(inp: &Inputs, node: &str) -> Plan {
     // policy's selector is parsed once and its candidates looked up in the label index.
     let mut applies: HashMap<usize, [Vec<usize>; 2]> = HashMap::new();
     for (rank, p) in policies.iter().enumerate() {
+        // preDNAT and doNotTrack policies apply to host endpoints only.
+        if p.flags.pre_dnat || p.flags.do_not_track {
+            continue;
+        }
         let Some(sel) = parse_selector(p.selector.as_deref()) else {
             continue;
         };
@@ -687,7 +771,9 @@ pub fn calculate(inp: &Inputs, node: &str) -> Plan {
             p.types.contains(&PolicyType::Egress),
         ];
         let keep = |e: &Endpoint| {
-            e.node == node && p.namespace.as_deref().is_none_or(|ns| ns == e.namespace)
+            e.node == node
+                && !e.iface.is_empty()
+                && p.namespace.as_deref().is_none_or(|ns| ns == e.namespace)
         };
         for ei in c.index.select(&sel, keep) {
             let lists = applies.entry(ei).or_default();
@@ -713,41 +799,16 @@ pub fn calculate(inp: &Inputs, node: &str) -> Plan {
         for (d, out) in [&mut ep.ingress, &mut ep.egress].into_iter().enumerate() {
             for &rank in &lists[d] {
                 let p = policies[rank];
-                match out.last_mut() {
-                    Some(t) if t.tier == p.tier => t.policies.push(p.id.clone()),
-                    _ => out.push(TierPlan {
-                        tier: p.tier.clone(),
-                        policies: vec![p.id.clone()],
-                        pass_at_end: inp.tiers.get(&p.tier).is_some_and(|t| t.1),
-                    }),
-                }
-                if !plan.policies.contains_key(&p.id) {
-                    let cp = c.compile(&p.id, &p.ingress, &p.egress, p.namespace.as_deref());
-                    plan.policies.insert(p.id.clone(), cp);
-                }
+                c.add_to_tiers(out, p, &mut plan.policies);
             }
         }
         for pr in &e.profiles {
-            if plan.profiles.contains_key(pr) {
-                continue;
-            }
-            let cp = match inp.profiles.get(pr) {
-                Some((i, o)) => c.compile(&format!("profile/{pr}"), i, o, None),
-                None if pr.starts_with("kns.") => CPolicy {
-                    ingress: vec![allow_all()],
-                    egress: vec![allow_all()],
-                },
-                None => {
-                    c.notes.push(format!(
-                        "profile {pr} does not exist: its endpoints get no profile rules (drop)"
-                    ));
-                    CPolicy::default()
-                }
-            };
-            plan.profiles.insert(pr.clone(), cp);
+            c.add_profile(pr, &mut plan.profiles);
         }
         plan.endpoints.insert(e.iface.clone(), ep);
     }
+    plan.hosts = crate::host::plan_hosts(&mut c, &policies, node, &mut plan);
+    plan.failsafe = inp.failsafe.clone().unwrap_or_default();
     plan.sets = c.sets;
     plan.notes = c.notes;
     let mut pools: Vec<(IpNetwork, bool)> = inp.pools.clone();

@@ -12,6 +12,8 @@
 pub mod calc;
 pub mod dataplane;
 pub mod driver;
+pub mod host;
 pub mod ipt;
 pub mod ipt_driver;
 pub mod nft;
+mod nft_host;

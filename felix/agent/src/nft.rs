@@ -32,9 +32,9 @@ use crate::calc::{CPolicy, CRule, Fnv, Plan, Side, Verdict, stable_hash};
 pub const TABLE: &str = "brindle";
 /// The interface prefix of workloads.
 pub const WORKLOAD_PREFIX: &str = "cali";
-const ACCEPT: &str = "0x00010000";
+pub(crate) const ACCEPT: &str = "0x00010000";
 const PASS: &str = "0x00020000";
-const CLEAR: &str = "0xfffcffff";
+pub(crate) const CLEAR: &str = "0xfffcffff";
 const CLEAR_PASS: &str = "0xfffdffff";
 
 fn chain_id(s: &str) -> String {
@@ -49,7 +49,7 @@ fn profile_chain(name: &str, ingress: bool) -> String {
     format!("pr-{}-{}", chain_id(name), if ingress { "i" } else { "e" })
 }
 
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', ""))
 }
 
@@ -378,6 +378,65 @@ fn nat(plan: &Plan, t: &mut Table) {
     }
 }
 
+/// How an endpoint chain ends when nothing allowed the packet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum End<'a> {
+    /// Drop, with this comment; a tier with no verdict drops too.
+    Drop(&'a str),
+    /// Return without a verdict (the early stages: preDNAT, doNotTrack); a tier with no
+    /// verdict ends the stage.
+    Return,
+}
+
+/// The chain `epc` (and its tier chains `t-<epc>-<n>`) for one endpoint and direction: each
+/// tier in order (accepted → return; passed → next tier), then the profiles, then `end`.
+pub(crate) fn endpoint_chains(
+    chains: &mut Vec<(String, Chain)>,
+    epc: &str,
+    tiers: &[crate::calc::TierPlan],
+    profiles: &[String],
+    ingress: bool,
+    end: End,
+) {
+    for (n, tier) in tiers.iter().enumerate() {
+        let mut c = Chain::default();
+        for pid in &tier.policies {
+            c.rules.push(format!("jump {}", policy_chain(pid, ingress)));
+            c.rules
+                .push("meta mark & 0x00030000 != 0 return".to_string());
+        }
+        if tier.pass_at_end {
+            c.rules
+                .push(format!("meta mark set meta mark | {PASS} return"));
+        } else if let End::Drop(_) = end {
+            c.rules.push(format!(
+                "counter drop comment {}",
+                quote(&format!("end of tier {}", tier.tier))
+            ));
+        }
+        chains.push((format!("t-{epc}-{n}"), c));
+    }
+    let mut c = Chain::default();
+    c.rules.push(format!("meta mark set meta mark & {CLEAR}"));
+    let jumps = (0..tiers.len())
+        .map(|n| format!("t-{epc}-{n}"))
+        .chain(profiles.iter().map(|pr| profile_chain(pr, ingress)));
+    for target in jumps {
+        c.rules.push(format!("jump {target}"));
+        c.rules.push(format!("meta mark & {ACCEPT} != 0 return"));
+        if let End::Return = end {
+            c.rules.push(format!("meta mark & {PASS} == 0 return"));
+        }
+        c.rules
+            .push(format!("meta mark set meta mark & {CLEAR_PASS}"));
+    }
+    if let End::Drop(what) = end {
+        c.rules
+            .push(format!("counter drop comment {}", quote(what)));
+    }
+    chains.push((epc.to_string(), c));
+}
+
 /// Renders the table.
 pub fn render(plan: &Plan) -> Table {
     let mut t = Table::default();
@@ -406,41 +465,16 @@ pub fn render(plan: &Plan) -> Table {
     for (iface, ep) in &plan.endpoints {
         for (ingress, tiers) in [(true, &ep.ingress), (false, &ep.egress)] {
             let dir = if ingress { "to" } else { "from" };
-            let epc = format!("{dir}-{iface}");
-            for (n, tier) in tiers.iter().enumerate() {
-                let mut c = Chain::default();
-                for pid in &tier.policies {
-                    c.rules.push(format!("jump {}", policy_chain(pid, ingress)));
-                    c.rules
-                        .push("meta mark & 0x00030000 != 0 return".to_string());
-                }
-                if tier.pass_at_end {
-                    c.rules
-                        .push(format!("meta mark set meta mark | {PASS} return"));
-                } else {
-                    c.rules.push(format!(
-                        "counter drop comment {}",
-                        quote(&format!("end of tier {}", tier.tier))
-                    ));
-                }
-                chains.push((format!("t-{epc}-{n}"), c));
-            }
-            let mut c = Chain::default();
-            c.rules.push(format!("meta mark set meta mark & {CLEAR}"));
-            let jumps = (0..tiers.len())
-                .map(|n| format!("t-{epc}-{n}"))
-                .chain(ep.profiles.iter().map(|pr| profile_chain(pr, ingress)));
-            for target in jumps {
-                c.rules.push(format!("jump {target}"));
-                c.rules.push(format!("meta mark & {ACCEPT} != 0 return"));
-                c.rules
-                    .push(format!("meta mark set meta mark & {CLEAR_PASS}"));
-            }
-            c.rules.push(format!(
-                "counter drop comment {}",
-                quote(&format!("{iface}: nothing allowed"))
-            ));
-            chains.push((epc, c));
+            let what = format!("{iface}: nothing allowed");
+            let ends = End::Drop(&what);
+            endpoint_chains(
+                chains,
+                &format!("{dir}-{iface}"),
+                tiers,
+                &ep.profiles,
+                ingress,
+                ends,
+            );
         }
     }
     let known: Vec<String> = plan.endpoints.keys().map(|k| quote(k)).collect();
@@ -486,6 +520,7 @@ pub fn render(plan: &Plan) -> Table {
         chains.push((chain.to_string(), c));
     }
     nat(plan, &mut t);
+    crate::nft_host::render_hosts(plan, &mut t);
     let mut h = Fnv::default();
     t.sets.hash(&mut h);
     t.chains.hash(&mut h);

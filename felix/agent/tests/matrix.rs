@@ -504,3 +504,191 @@ spec: {orchestrator: k8s, node: node-1, pod: plainpod, endpoint: eth0, interface
         "switching to nftables left: {nat}"
     );
 }
+
+/// Host endpoints on nftables: the node's uplink `eth1` (to an "outside" host) under a
+/// HostEndpoint, one pod behind the node. For each case, TCP, UDP and ICMP between the node,
+/// the outside host and the pod: default deny with failsafe ports, normal policy,
+/// applyOnForward, preDNAT and doNotTrack.
+#[test]
+fn host_endpoints_on_nftables() {
+    require(&["ip", "ping", "nft"]);
+    let mut lab = Lab::new();
+    let node_ns = lab.ns("node");
+    lab.forwarding(&node_ns);
+    let outside = lab.ns("outside");
+    lab.link(
+        &node_ns,
+        "eth1",
+        &["198.18.50.1/24"],
+        &outside,
+        "eth0",
+        &["198.18.50.2/24"],
+    );
+    sh(&[
+        "ip",
+        "-n",
+        &outside,
+        "route",
+        "add",
+        "198.19.0.0/24",
+        "via",
+        "198.18.50.1",
+    ]);
+    let pod = lab.wired_pod(&node_ns, "pod", "calipod", "198.19.0.1");
+    let _servers = Servers::start(&[node_ns.clone(), outside.clone(), pod.clone()], &[80, 22]);
+    let hosts = vec![
+        Host {
+            name: "node".into(),
+            ns: node_ns.clone(),
+            ip: "198.18.50.1".parse().unwrap(),
+        },
+        Host {
+            name: "outside".into(),
+            ns: outside.clone(),
+            ip: "198.18.50.2".parse().unwrap(),
+        },
+        Host {
+            name: "pod".into(),
+            ns: pod.clone(),
+            ip: "198.19.0.1".parse().unwrap(),
+        },
+    ];
+    let base = "
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node-1-eth1, labels: {role: edge}}
+spec: {node: node-1, interfaceName: eth1, expectedIPs: [198.18.50.1]}
+---
+apiVersion: brindle.dev/v1
+kind: WorkloadEndpoint
+metadata: {name: node--1-k8s-pod-eth0, namespace: default}
+spec: {orchestrator: k8s, node: node-1, pod: pod, endpoint: eth0, interfaceName: calipod, ipNetworks: [198.19.0.1/32], profiles: [kns.default]}
+";
+    type Want = fn(&str, &str, Proto) -> bool;
+    let cases: Vec<(&str, &str, Want)> = vec![
+        (
+            "a host endpoint without policy: the host is closed, forwarding is not policed",
+            "",
+            |f, t, _| !matches!((f, t), ("outside", "node") | ("node", "outside")),
+        ),
+        (
+            "normal policy: TCP 80 in, anything out",
+            "
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge}
+spec:
+  selector: role == 'edge'
+  types: [Ingress, Egress]
+  ingress: [{action: Allow, protocol: TCP, destination: {ports: [80]}}]
+  egress: [{action: Allow}]
+",
+            |f, t, p| !(f == "outside" && t == "node") || p == Proto::Tcp,
+        ),
+        (
+            "applyOnForward: nothing forwarded in to the pods; the host takes all, sends nothing",
+            "
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge}
+spec:
+  selector: role == 'edge'
+  applyOnForward: true
+  types: [Ingress]
+  ingress:
+    - {action: Deny, destination: {nets: [198.19.0.0/24]}}
+    - {action: Allow}
+",
+            |f, t, _| !matches!((f, t), ("outside", "pod") | ("node", "outside")),
+        ),
+        (
+            "preDNAT: new TCP from outside dropped before DNAT, whatever normal policy says",
+            "
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: no-tcp-in}
+spec:
+  selector: role == 'edge'
+  preDNAT: true
+  applyOnForward: true
+  types: [Ingress]
+  ingress: [{action: Deny, protocol: TCP}]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: edge}
+spec:
+  selector: role == 'edge'
+  types: [Ingress, Egress]
+  ingress: [{action: Allow}]
+  egress: [{action: Allow}]
+",
+            |f, _, p| f != "outside" || p != Proto::Tcp,
+        ),
+        (
+            "doNotTrack: UDP 80 both ways untracked; nothing else reaches or leaves the host",
+            "
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: udp-untracked}
+spec:
+  selector: role == 'edge'
+  doNotTrack: true
+  applyOnForward: true
+  types: [Ingress, Egress]
+  ingress:
+    - {action: Allow, protocol: UDP, destination: {ports: [80]}}
+    - {action: Allow, protocol: UDP, source: {ports: [80]}}
+  egress:
+    - {action: Allow, protocol: UDP, source: {ports: [80]}}
+    - {action: Allow, protocol: UDP, destination: {ports: [80]}}
+",
+            |f, t, p| {
+                !matches!((f, t), ("outside", "node") | ("node", "outside")) || p == Proto::Udp
+            },
+        ),
+    ];
+    let mut node = Node {
+        ns: node_ns.clone(),
+        nft: None,
+        ipt: None,
+    };
+    let mut failures = Vec::new();
+    for (i, (name, policies, want)) in cases.iter().enumerate() {
+        let text = format!("{base}---\n{policies}");
+        let rs: Vec<Resource> = parse_resources(&text)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.result.unwrap_or_else(|e| panic!("{}: {e:?}", d.label)))
+            .collect();
+        let plan = calculate(&inputs_from(&rs), "node-1");
+        assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+        node.apply(Dataplane::Nft, &plan);
+        let want = expected(&hosts, *want);
+        let got = matrix(&hosts, 80);
+        let report = table(&hosts, &got, Some(&want));
+        eprintln!("{name}:\n{report}");
+        if got != want {
+            failures.push(format!("{name}:\n{report}"));
+        }
+        if i == 0 {
+            // The failsafe ports stay open: SSH to the host from outside.
+            assert!(
+                brindle_tests::probe::probe(
+                    &outside,
+                    "198.18.50.1".parse().unwrap(),
+                    22,
+                    Proto::Tcp
+                ),
+                "failsafe TCP 22 blocked"
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} matrices differ (* marks the cells):\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

@@ -31,6 +31,7 @@ const POLICY_KINDS: &[Kind] = &[
     Kind::NetworkPolicy,
     Kind::NetworkSet,
     Kind::GlobalNetworkSet,
+    Kind::HostEndpoint,
 ];
 use brindle_crds::{FelixConfigurationSpec, Kind, Resource};
 use brindle_felix::dataplane::Kind as PolicyKind;
