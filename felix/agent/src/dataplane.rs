@@ -44,7 +44,6 @@ pub struct Dataplane {
     current: Option<Kind>,
     nft: Driver,
     ipt: IptDriver,
-    warned_hosts: bool,
 }
 
 impl Dataplane {
@@ -68,10 +67,6 @@ impl Dataplane {
             }
             tracing::info!(target: "felix", event = "dataplane", kind = ?kind);
             self.current = Some(kind);
-        }
-        if kind == Kind::Iptables && !plan.hosts.is_empty() && !self.warned_hosts {
-            tracing::warn!(target: "felix", event = "host_endpoints_not_enforced", "host endpoints are enforced by the nftables dataplane only: with iptables, host interfaces are not policed");
-            self.warned_hosts = true;
         }
         match kind {
             Kind::Nftables => self.nft.apply(&nft::render(plan)).await,

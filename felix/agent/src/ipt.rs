@@ -35,24 +35,37 @@ use crate::nft::{WORKLOAD_PREFIX, minimal};
 
 /// The prefix of every chain and ipset of ours.
 pub const PREFIX: &str = "brindle-";
-const ACCEPT: &str = "0x10000/0x10000";
+pub(crate) const ACCEPT: &str = "0x10000/0x10000";
 const PASS: &str = "0x20000/0x20000";
-const CLEAR: &str = "0x0/0x30000";
+pub(crate) const CLEAR: &str = "0x0/0x30000";
 const CLEAR_PASS: &str = "0x0/0x20000";
 /// The most ports one multiport match takes (a range counts twice).
 const MULTIPORT_SLOTS: usize = 15;
+
+/// Chains of one table: name → rules (`-A` lines without the `-A <chain>`).
+pub type Chains = BTreeMap<String, Vec<String>>;
+
+/// The tables we write to.
+pub const TABLES: [&str; 4] = ["filter", "nat", "mangle", "raw"];
+/// The built-in chains we hook, by table: each jumps (first) to `brindle-<name>`.
+pub const HOOKS: [(&str, &str); 7] = [
+    ("filter", "FORWARD"),
+    ("filter", "INPUT"),
+    ("filter", "OUTPUT"),
+    ("nat", "POSTROUTING"),
+    ("mangle", "PREROUTING"),
+    ("raw", "PREROUTING"),
+    ("raw", "OUTPUT"),
+];
 
 /// What the iptables dataplane applies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rendered {
     /// ipsets: name → (IPv6, members).
     pub sets: BTreeMap<String, (bool, Vec<IpNetwork>)>,
-    /// The filter table's chains for IPv4 and IPv6: chain → rules (`-A` lines).
-    pub v4: BTreeMap<String, Vec<String>>,
-    /// See `v4`.
-    pub v6: BTreeMap<String, Vec<String>>,
-    /// The nat table's `brindle-POSTROUTING` rules (NAT outgoing) for IPv4 and IPv6.
-    pub nat: [Vec<String>; 2],
+    /// Per family (IPv4, IPv6) and table, our chains; every hooked chain is there (maybe
+    /// empty).
+    pub tables: [BTreeMap<&'static str, Chains>; 2],
     /// The content hash (carried by the marker rule).
     pub hash: String,
 }
@@ -73,7 +86,7 @@ fn endpoint_chain(iface: &str, ingress: bool) -> String {
     format!("{PREFIX}{}w-{iface}", if ingress { "t" } else { "f" })
 }
 
-fn comment(s: &str) -> String {
+pub(crate) fn comment(s: &str) -> String {
     let clean: String = s
         .chars()
         .filter(|c| !matches!(c, '"' | '\\' | '\n'))
@@ -105,7 +118,7 @@ fn port_groups(p: &[(u16, u16)]) -> Vec<String> {
     groups
 }
 
-struct Out<'a> {
+pub(crate) struct Out<'a> {
     sets: &'a mut BTreeMap<String, (bool, Vec<IpNetwork>)>,
     /// The plan's address sets (a selector set with no member in a family never matches
     /// there).
@@ -247,7 +260,7 @@ impl Out<'_> {
         out
     }
 
-    fn policy(
+    pub(crate) fn policy(
         &mut self,
         chains: &mut BTreeMap<String, Vec<String>>,
         name: &dyn Fn(bool) -> String,
@@ -267,49 +280,95 @@ impl Out<'_> {
     }
 }
 
-fn family(plan: &Plan, out: &mut Out, v6: bool) -> BTreeMap<String, Vec<String>> {
-    let mut chains = BTreeMap::new();
+/// How an endpoint chain ends when nothing allowed the packet (as in nftables).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum End<'a> {
+    /// Drop with this comment; a tier without verdict drops too.
+    Drop(&'a str),
+    /// Return without verdict; a tier without verdict ends the stage.
+    Return,
+}
+
+/// Endpoint chain `epc` and its tier chains for one direction.
+pub(crate) fn endpoint_chains(
+    chains: &mut Chains,
+    epc: &str,
+    tiers: &[crate::calc::TierPlan],
+    profiles: &[String],
+    ingress: bool,
+    end: End,
+) {
+    let mut body = vec![format!("-j MARK --set-xmark {CLEAR}")];
+    for (n, t) in tiers.iter().enumerate() {
+        let tc = format!("{PREFIX}t-{}", h12(&format!("{epc}-{n}")));
+        let mut tier = Vec::new();
+        for pid in &t.policies {
+            tier.push(format!("-j {}", policy_chain(pid, ingress)));
+            tier.push("-m mark ! --mark 0x0/0x30000 -j RETURN".to_string());
+        }
+        if t.pass_at_end {
+            tier.push(format!("-j MARK --set-xmark {PASS}"));
+        } else if let End::Drop(_) = end {
+            tier.push(format!(
+                "{} -j DROP",
+                comment(&format!("end of tier {}", t.tier))
+            ));
+        }
+        chains.insert(tc.clone(), tier);
+        body.push(format!("-j {tc}"));
+        body.push(format!("-m mark --mark {ACCEPT} -j RETURN"));
+        if let End::Return = end {
+            body.push(format!("-m mark ! --mark {PASS} -j RETURN"));
+        }
+        body.push(format!("-j MARK --set-xmark {CLEAR_PASS}"));
+    }
+    for pr in profiles {
+        body.push(format!("-j {}", profile_chain(pr, ingress)));
+        body.push(format!("-m mark --mark {ACCEPT} -j RETURN"));
+        body.push(format!("-j MARK --set-xmark {CLEAR_PASS}"));
+    }
+    if let End::Drop(what) = end {
+        body.push(format!("{} -j DROP", comment(what)));
+    }
+    chains.insert(epc.to_string(), body);
+}
+
+/// Policy and profile chains for the ids given (all of them when `only` is None).
+pub(crate) fn policy_chains(
+    plan: &Plan,
+    out: &mut Out,
+    chains: &mut Chains,
+    only: Option<&BTreeSet<&str>>,
+    v6: bool,
+) {
     for (id, p) in &plan.policies {
-        out.policy(&mut chains, &|i| policy_chain(id, i), id, p, v6);
+        if only.is_none_or(|o| o.contains(id.as_str())) {
+            out.policy(chains, &|i| policy_chain(id, i), id, p, v6);
+        }
     }
-    for (name, p) in &plan.profiles {
-        let label = format!("profile {name}");
-        out.policy(&mut chains, &|i| profile_chain(name, i), &label, p, v6);
+    if only.is_none() {
+        for (name, p) in &plan.profiles {
+            let label = format!("profile {name}");
+            out.policy(chains, &|i| profile_chain(name, i), &label, p, v6);
+        }
     }
+}
+
+fn family(plan: &Plan, out: &mut Out, v6: bool) -> BTreeMap<&'static str, Chains> {
+    let mut chains = Chains::new();
+    policy_chains(plan, out, &mut chains, None, v6);
     for (iface, ep) in &plan.endpoints {
         for (ingress, tiers) in [(true, &ep.ingress), (false, &ep.egress)] {
+            let what = format!("{iface}: nothing allowed");
             let epc = endpoint_chain(iface, ingress);
-            let mut body = vec![format!("-j MARK --set-xmark {CLEAR}")];
-            for (n, t) in tiers.iter().enumerate() {
-                let tc = format!("{PREFIX}t-{}", h12(&format!("{epc}-{n}")));
-                let mut tier = Vec::new();
-                for pid in &t.policies {
-                    tier.push(format!("-j {}", policy_chain(pid, ingress)));
-                    tier.push("-m mark ! --mark 0x0/0x30000 -j RETURN".to_string());
-                }
-                if t.pass_at_end {
-                    tier.push(format!("-j MARK --set-xmark {PASS}"));
-                } else {
-                    tier.push(format!(
-                        "{} -j DROP",
-                        comment(&format!("end of tier {}", t.tier))
-                    ));
-                }
-                chains.insert(tc.clone(), tier);
-                body.push(format!("-j {tc}"));
-                body.push(format!("-m mark --mark {ACCEPT} -j RETURN"));
-                body.push(format!("-j MARK --set-xmark {CLEAR_PASS}"));
-            }
-            for pr in &ep.profiles {
-                body.push(format!("-j {}", profile_chain(pr, ingress)));
-                body.push(format!("-m mark --mark {ACCEPT} -j RETURN"));
-                body.push(format!("-j MARK --set-xmark {CLEAR_PASS}"));
-            }
-            body.push(format!(
-                "{} -j DROP",
-                comment(&format!("{iface}: nothing allowed"))
-            ));
-            chains.insert(epc, body);
+            endpoint_chains(
+                &mut chains,
+                &epc,
+                tiers,
+                &ep.profiles,
+                ingress,
+                End::Drop(&what),
+            );
         }
     }
     for (chain, flag, ingress) in [("from-wl", "-i", false), ("to-wl", "-o", true)] {
@@ -322,34 +381,49 @@ fn family(plan: &Plan, out: &mut Out, v6: bool) -> BTreeMap<String, Vec<String>>
         chains.insert(format!("{PREFIX}{chain}"), body);
     }
     let wl = format!("{WORKLOAD_PREFIX}+");
-    let head = |to: bool| {
-        let mut b = vec![
+    let head = || {
+        vec![
             "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_string(),
             "-m conntrack --ctstate INVALID -j DROP".to_string(),
             format!("-j MARK --set-xmark {CLEAR}"),
             format!("-i {wl} -j {PREFIX}from-wl"),
-        ];
-        if to {
-            b.push(format!("-j MARK --set-xmark {CLEAR}"));
-            b.push(format!("-o {wl} -j {PREFIX}to-wl"));
-        }
-        // What got here from or to a workload was allowed by policy: accept it, so a host
-        // whose FORWARD policy is DROP (Docker sets that) still carries pod traffic.
-        b.push(format!(
-            "-i {wl} {} -j ACCEPT",
-            comment("allowed by policy")
-        ));
-        if to {
-            b.push(format!(
-                "-o {wl} {} -j ACCEPT",
-                comment("allowed by policy")
-            ));
-        }
-        b
+        ]
     };
-    chains.insert(format!("{PREFIX}FORWARD"), head(true));
-    chains.insert(format!("{PREFIX}INPUT"), head(false));
-    chains
+    let allowed = |flag: &str| format!("{flag} {wl} {} -j ACCEPT", comment("allowed by policy"));
+    let mut forward = head();
+    forward.push(format!("-j MARK --set-xmark {CLEAR}"));
+    forward.push(format!("-o {wl} -j {PREFIX}to-wl"));
+    // What got here from or to a workload was allowed by policy: accept it, so a host whose
+    // FORWARD policy is DROP (Docker sets that) still carries pod traffic. Host endpoints'
+    // forward checks go in between.
+    let mut forward_end = vec![allowed("-i"), allowed("-o")];
+    let mut input = head();
+    input.push(allowed("-i"));
+    let mut output = vec![
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_string(),
+        "-m conntrack --ctstate INVALID -j DROP".to_string(),
+    ];
+    let mut tables: BTreeMap<&'static str, Chains> =
+        TABLES.iter().map(|t| (*t, Chains::new())).collect();
+    crate::ipt_host::render_hosts(
+        plan,
+        out,
+        v6,
+        &mut chains,
+        [&mut input, &mut forward, &mut output],
+        &mut tables,
+    );
+    forward.append(&mut forward_end);
+    chains.insert(format!("{PREFIX}FORWARD"), forward);
+    chains.insert(format!("{PREFIX}INPUT"), input);
+    chains.insert(format!("{PREFIX}OUTPUT"), output);
+    tables.insert("filter", chains);
+    for (table, hook) in HOOKS {
+        if let Some(t) = tables.get_mut(table) {
+            t.entry(format!("{PREFIX}{hook}")).or_default();
+        }
+    }
+    tables
 }
 
 /// Renders both families and their ipsets.
@@ -369,12 +443,7 @@ pub fn render(plan: &Plan) -> Rendered {
         sets: &mut sets,
         plan_sets: &plan.sets,
     };
-    let mut v4 = family(plan, &mut out, false);
-    let mut v6 = family(plan, &mut out, true);
-    let mut r = Rendered {
-        sets,
-        ..Default::default()
-    };
+    let mut tables = [family(plan, &mut out, false), family(plan, &mut out, true)];
     for v6 in [false, true] {
         let fam = |n: &&IpNetwork| n.is_ipv6() == v6;
         let masq = minimal(plan.nat.masquerade.iter().filter(fam).copied());
@@ -384,73 +453,79 @@ pub fn render(plan: &Plan) -> Rendered {
         let pools = minimal(plan.nat.pools.iter().filter(fam).copied());
         let f = if v6 { 6 } else { 4 };
         let (m, p) = (format!("{PREFIX}masq-{f}"), format!("{PREFIX}pools-{f}"));
-        r.sets.insert(m.clone(), (v6, masq));
-        r.sets.insert(p.clone(), (v6, pools));
-        r.nat[usize::from(v6)].push(format!(
+        sets.insert(m.clone(), (v6, masq));
+        sets.insert(p.clone(), (v6, pools));
+        let rule = format!(
             "-m set --match-set {m} src -m set ! --match-set {p} dst {} -j MASQUERADE",
             comment("nat outgoing")
-        ));
+        );
+        if let Some(nat) = tables[usize::from(v6)].get_mut("nat") {
+            nat.insert(format!("{PREFIX}POSTROUTING"), vec![rule]);
+        }
     }
     let mut h = crate::calc::Fnv::default();
-    (&v4, &v6, &r.sets, &r.nat).hash(&mut h);
+    (&tables, &sets).hash(&mut h);
     let hash = format!("{:016x}", h.finish());
-    for chains in [&mut v4, &mut v6] {
+    for t in &mut tables {
         for c in ["FORWARD", "INPUT"] {
-            if let Some(body) = chains.get_mut(&format!("{PREFIX}{c}")) {
+            if let Some(body) = t
+                .get_mut("filter")
+                .and_then(|f| f.get_mut(&format!("{PREFIX}{c}")))
+            {
                 body.insert(0, comment(&format!("brindle {hash}")));
             }
         }
     }
-    r.v4 = v4;
-    r.v6 = v6;
-    r.hash = hash;
-    r
+    Rendered { sets, tables, hash }
 }
 
 impl Rendered {
-    /// `iptables-restore --noflush` input for one family: our chains declared (which creates
-    /// or flushes them), `stale` chains of ours flushed and deleted, the jumps from the
-    /// built-in chains added when `jumps` says they are missing.
-    pub fn restore(&self, v6: bool, stale: &BTreeSet<String>, jumps: [bool; 2]) -> String {
-        let chains = if v6 { &self.v6 } else { &self.v4 };
-        self.restore_only(v6, chains.keys(), stale, jumps)
-    }
-
-    /// Like [`Rendered::restore`], declaring and filling only the chains `only` (the others
-    /// of ours are left as they are).
-    pub fn restore_only<'a>(
+    /// `iptables-restore --noflush` input for one family: in each table, the chains `only`
+    /// names (all of ours when None) declared (which creates or flushes them) and filled,
+    /// `stale` chains flushed and deleted, and the jumps `missing` names added first in their
+    /// built-in chains.
+    pub fn restore(
         &self,
         v6: bool,
-        only: impl Iterator<Item = &'a String> + Clone,
-        stale: &BTreeSet<String>,
-        jumps: [bool; 2],
+        only: Option<&BTreeMap<&str, BTreeSet<String>>>,
+        stale: &BTreeMap<&str, BTreeSet<String>>,
+        missing: &BTreeSet<(&str, &str)>,
     ) -> String {
-        let chains = if v6 { &self.v6 } else { &self.v4 };
-        let mut s = String::from("*filter\n");
-        for c in only.clone() {
-            let _ = writeln!(s, ":{c} - [0:0]");
-        }
-        for c in stale {
-            let _ = writeln!(s, ":{c} - [0:0]");
-        }
-        for c in only {
-            for r in chains.get(c).into_iter().flatten() {
-                let _ = writeln!(s, "-A {c} {r}");
+        let mut s = String::new();
+        for (table, chains) in &self.tables[usize::from(v6)] {
+            let pick: Vec<(&String, &Vec<String>)> = chains
+                .iter()
+                .filter(|(c, _)| only.is_none_or(|o| o.get(table).is_some_and(|o| o.contains(*c))))
+                .collect();
+            let gone = stale.get(table);
+            let jumps: Vec<&str> = HOOKS
+                .iter()
+                .filter(|(t, h)| t == table && missing.contains(&(*t, *h)))
+                .map(|(_, h)| *h)
+                .collect();
+            if pick.is_empty() && gone.is_none_or(BTreeSet::is_empty) && jumps.is_empty() {
+                continue;
             }
-        }
-        for c in stale {
-            let _ = writeln!(s, "-X {c}");
-        }
-        for (missing, builtin) in jumps.iter().zip(["FORWARD", "INPUT"]) {
-            if *missing {
-                let _ = writeln!(
-                    s,
-                    "-I {builtin} 1 {} -j {PREFIX}{builtin}",
-                    comment("brindle")
-                );
+            let _ = writeln!(s, "*{table}");
+            for (c, _) in &pick {
+                let _ = writeln!(s, ":{c} - [0:0]");
             }
+            for c in gone.into_iter().flatten() {
+                let _ = writeln!(s, ":{c} - [0:0]");
+            }
+            for (c, rules) in &pick {
+                for r in *rules {
+                    let _ = writeln!(s, "-A {c} {r}");
+                }
+            }
+            for c in gone.into_iter().flatten() {
+                let _ = writeln!(s, "-X {c}");
+            }
+            for h in jumps {
+                let _ = writeln!(s, "-I {h} 1 {} -j {PREFIX}{h}", comment("brindle"));
+            }
+            s.push_str("COMMIT\n");
         }
-        s.push_str("COMMIT\n");
         s
     }
 
@@ -478,35 +553,15 @@ impl Rendered {
         s
     }
 
-    /// The whole rendering as text (golden tests, `brindlectl` debugging).
+    /// The whole rendering as text (golden tests, debugging).
     pub fn text(&self) -> String {
-        let none = BTreeSet::new();
+        let all: BTreeSet<(&str, &str)> = HOOKS.iter().copied().collect();
+        let none = BTreeMap::new();
         format!(
-            "# ipset restore\n{}# iptables-restore --noflush\n{}{}# ip6tables-restore --noflush\n{}{}",
+            "# ipset restore\n{}# iptables-restore --noflush\n{}# ip6tables-restore --noflush\n{}",
             self.ipset_script(),
-            self.restore(false, &none, [true, true]),
-            self.nat_restore(false, true),
-            self.restore(true, &none, [true, true]),
-            self.nat_restore(true, true),
+            self.restore(false, None, &none, &all),
+            self.restore(true, None, &none, &all),
         )
-    }
-
-    /// `iptables-restore --noflush` input for one family's nat table: `brindle-POSTROUTING`
-    /// (NAT outgoing; declared, so flushed, always) and the jump to it when `jump` says it is
-    /// missing.
-    pub fn nat_restore(&self, v6: bool, jump: bool) -> String {
-        let mut s = format!("*nat\n:{PREFIX}POSTROUTING - [0:0]\n");
-        for r in &self.nat[usize::from(v6)] {
-            let _ = writeln!(s, "-A {PREFIX}POSTROUTING {r}");
-        }
-        if jump {
-            let _ = writeln!(
-                s,
-                "-I POSTROUTING 1 {} -j {PREFIX}POSTROUTING",
-                comment("brindle")
-            );
-        }
-        s.push_str("COMMIT\n");
-        s
     }
 }

@@ -1,20 +1,20 @@
 //! The iptables driver: makes the kernel hold a [`Rendered`] iptables rule set, the way the
 //! nftables driver does for its table. ipsets are filled aside and swapped in; each family's
-//! chains are replaced in one `iptables-restore --noflush` transaction (declaring a chain
-//! flushes it; chains of ours no longer wanted are flushed and deleted in the same
-//! transaction; the jumps from FORWARD and INPUT are added only when missing); then ipsets no
-//! longer referenced are destroyed. After the first write only the chains and sets that
-//! changed are written. At resyncs the kernel's state of our chains, jumps and ipsets is read
-//! back (`iptables-save`, `ipset save`): the first after a write checks every chain of ours
-//! has as many rules as ours; later ones compare with that state, and anything added,
-//! changed or deleted by hand makes a full rewrite. After a restart, the marker rules
-//! carrying the content hash mean there is nothing to do. Nothing outside our `brindle-`
-//! chains and sets is touched, but for the two jumps.
+//! chains (filter, nat, mangle, raw) are replaced in one `iptables-restore --noflush`
+//! transaction (declaring a chain flushes it; chains of ours no longer wanted are flushed and
+//! deleted in the same transaction; the jumps from the built-in chains are added only when
+//! missing); then ipsets no longer referenced are destroyed. After the first write only the
+//! chains and sets that changed are written. At resyncs the kernel's state of our chains,
+//! jumps and ipsets is read back (`iptables-save`, `ipset save`): the first after a write
+//! checks every chain of ours has as many rules as ours; later ones compare with that state,
+//! and anything added, changed or deleted by hand makes a full rewrite. After a restart, the
+//! marker rules carrying the content hash mean there is nothing to do. Nothing outside our
+//! `brindle-` chains and sets is touched, but for the jumps to them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::driver::{Error, run};
-use crate::ipt::{PREFIX, Rendered};
+use crate::ipt::{HOOKS, PREFIX, Rendered, TABLES};
 
 /// Applies rendered iptables rule sets.
 #[derive(Debug, Default)]
@@ -25,18 +25,27 @@ pub struct IptDriver {
 
 const SAVE: [&str; 2] = ["iptables-save", "ip6tables-save"];
 const RESTORE: [&str; 2] = ["iptables-restore", "ip6tables-restore"];
-const BUILTIN: [&str; 2] = ["FORWARD", "INPUT"];
-
-/// The tables we write to.
-const TABLES: [&str; 2] = ["filter", "nat"];
-
-/// One family's filter table as `iptables-save` prints it.
-async fn save(v6: bool) -> Result<String, Error> {
-    save_table(v6, "filter").await
-}
 
 async fn save_table(v6: bool, table: &str) -> Result<String, Error> {
     run(SAVE[usize::from(v6)], &["-t", table], None, "save").await
+}
+
+async fn restore(v6: bool, input: &str, what: &'static str) -> Result<(), Error> {
+    if input.is_empty() {
+        return Ok(());
+    }
+    run(RESTORE[usize::from(v6)], &["--noflush"], Some(input), what).await?;
+    Ok(())
+}
+
+/// Our chains in a save listing.
+fn our_chains(save: &str) -> BTreeSet<String> {
+    save.lines()
+        .filter_map(|l| l.strip_prefix(':'))
+        .filter(|l| l.starts_with(PREFIX))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Rules in built-in chains that jump to ours.
@@ -50,32 +59,27 @@ fn jumps_in(save: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Our chains in a save listing.
-fn our_chains(save: &str) -> BTreeSet<String> {
-    save.lines()
-        .filter_map(|l| l.strip_prefix(':'))
-        .filter(|l| l.starts_with(PREFIX))
-        .filter_map(|l| l.split(' ').next())
-        .map(str::to_string)
+/// The hooks of `table` whose jump is missing from its save listing.
+fn missing_jumps(table: &'static str, save: &str) -> Vec<(&'static str, &'static str)> {
+    HOOKS
+        .iter()
+        .filter(|(t, _)| *t == table)
+        .filter(|(_, h)| {
+            !save.lines().any(|l| {
+                l.starts_with(&format!("-A {h} ")) && l.ends_with(&format!("-j {PREFIX}{h}"))
+            })
+        })
+        .copied()
         .collect()
 }
 
-/// Whether each built-in chain already jumps to ours.
-fn jumps_present(save: &str) -> [bool; 2] {
-    BUILTIN.map(|b| {
-        save.lines()
-            .any(|l| l.starts_with(&format!("-A {b} ")) && l.ends_with(&format!("-j {PREFIX}{b}")))
-    })
-}
-
-/// Our part of the kernel's state: a digest of our chains and rules of both families, the
-/// jumps to them and our ipsets' contents (sorted); the rules per chain and family; the
-/// number of jumps.
+/// Our part of the kernel's state: a digest of our chains and rules in every table of both
+/// families, the jumps to them and our ipsets' contents (sorted); the rules per (family,
+/// table, chain); the number of jumps; the members per ipset.
 struct Snapshot {
     digest: u64,
     rules: BTreeMap<(bool, String), usize>,
     jumps: usize,
-    /// Members per ipset of ours.
     members: BTreeMap<String, usize>,
 }
 
@@ -89,13 +93,13 @@ async fn snapshot() -> Option<Snapshot> {
     {
         let text = save_table(v6, table).await.ok()?;
         let key = |name: &str| {
-            let name = name.split(' ').next().unwrap_or(name);
-            if table == "filter" {
-                (v6, name.to_string())
-            } else {
-                (v6, format!("{table}:{name}"))
-            }
+            (
+                v6,
+                format!("{table}:{}", name.split(' ').next().unwrap_or(name)),
+            )
         };
+        out.push_str(table);
+        out.push('\n');
         for l in text.lines() {
             if let Some(c) = l.strip_prefix(':').filter(|c| c.starts_with(PREFIX)) {
                 rules.entry(key(c)).or_insert(0);
@@ -131,8 +135,6 @@ async fn snapshot() -> Option<Snapshot> {
             (Some("add"), Some(n)) => *members.entry(n.to_string()).or_insert(0) += 1,
             _ => {}
         }
-    }
-    for l in lines {
         out.push_str(l);
         out.push('\n');
     }
@@ -144,30 +146,24 @@ async fn snapshot() -> Option<Snapshot> {
     })
 }
 
-/// Whether the kernel has exactly our chains in both families, each with as many rules as
-/// ours, one jump from each built-in chain we hook (FORWARD, INPUT, nat POSTROUTING), and
-/// exactly our ipsets with as many members.
+/// Whether the kernel has exactly our chains in every table of both families, each with as
+/// many rules as ours, one jump from each built-in chain we hook, and exactly our ipsets
+/// with as many members.
 fn same_shape(r: &Rendered, s: &Snapshot) -> bool {
-    let want: BTreeMap<(bool, String), usize> = [(false, &r.v4), (true, &r.v6)]
-        .into_iter()
-        .flat_map(|(v6, chains)| {
-            chains
-                .iter()
-                .map(move |(c, rules)| ((v6, c.clone()), rules.len()))
-        })
-        .chain([false, true].map(|v6| {
-            (
-                (v6, format!("nat:{PREFIX}POSTROUTING")),
-                r.nat[usize::from(v6)].len(),
-            )
-        }))
-        .collect();
+    let mut want = BTreeMap::new();
+    for (v6, tables) in [(false, &r.tables[0]), (true, &r.tables[1])] {
+        for (table, chains) in tables {
+            for (c, rules) in chains {
+                want.insert((v6, format!("{table}:{c}")), rules.len());
+            }
+        }
+    }
     let sets: BTreeMap<String, usize> = r
         .sets
         .iter()
         .map(|(n, (_, m))| (n.clone(), m.len()))
         .collect();
-    want == s.rules && s.jumps == 6 && sets == s.members
+    want == s.rules && s.jumps == 2 * HOOKS.len() && sets == s.members
 }
 
 /// Our ipsets in the kernel.
@@ -205,7 +201,7 @@ impl IptDriver {
             }
             Some((last, _)) => {
                 let last = last.clone();
-                match self.update(&last, r).await {
+                match Self::update(&last, r).await {
                     Ok(()) => {
                         self.applied = Some((r.clone(), None));
                         tracing::info!(target: "felix.iptables", event = "updated", hash = %r.hash);
@@ -222,7 +218,7 @@ impl IptDriver {
                 let marker = format!("brindle {}", r.hash);
                 let mut marked = 0;
                 for v6 in [false, true] {
-                    if let Ok(text) = save(v6).await {
+                    if let Ok(text) = save_table(v6, "filter").await {
                         marked += text.matches(&marker).count();
                     }
                 }
@@ -240,46 +236,31 @@ impl IptDriver {
     }
 
     /// Writes only what differs from `last` (applied and not known to be altered).
-    async fn update(&self, last: &Rendered, r: &Rendered) -> Result<(), Error> {
+    async fn update(last: &Rendered, r: &Rendered) -> Result<(), Error> {
         let changed_sets = |name: &str| last.sets.get(name) != r.sets.get(name);
         let script = r.ipset_script_for(changed_sets);
         if !script.is_empty() {
             run("ipset", &["restore"], Some(&script), "restore").await?;
         }
         for v6 in [false, true] {
-            let (old, new) = if v6 {
-                (&last.v6, &r.v6)
-            } else {
-                (&last.v4, &r.v4)
-            };
-            let changed: Vec<&String> = new
-                .iter()
-                .filter(|(c, rules)| old.get(*c) != Some(rules))
-                .map(|(c, _)| c)
-                .collect();
-            let stale: BTreeSet<String> = old
-                .keys()
-                .filter(|c| !new.contains_key(*c))
-                .cloned()
-                .collect();
-            if changed.is_empty() && stale.is_empty() {
-                continue;
+            let (old, new) = (&last.tables[usize::from(v6)], &r.tables[usize::from(v6)]);
+            let mut changed: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+            let mut stale: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+            for (table, chains) in new {
+                let before = old.get(table);
+                for (c, rules) in chains {
+                    if before.and_then(|b| b.get(c)) != Some(rules) {
+                        changed.entry(table).or_default().insert(c.clone());
+                    }
+                }
+                for c in before.into_iter().flat_map(|b| b.keys()) {
+                    if !chains.contains_key(c) {
+                        stale.entry(table).or_default().insert(c.clone());
+                    }
+                }
             }
-            let input = r.restore_only(v6, changed.into_iter(), &stale, [false, false]);
-            run(
-                RESTORE[usize::from(v6)],
-                &["--noflush"],
-                Some(&input),
-                "update",
-            )
-            .await?;
-        }
-        for v6 in [false, true] {
-            let i = usize::from(v6);
-            if last.nat[i] != r.nat[i] {
-                let input = r.nat_restore(v6, false);
-                run(RESTORE[i], &["--noflush"], Some(&input), "update").await?;
-            }
+            let input = r.restore(v6, Some(&changed), &stale, &BTreeSet::new());
+            restore(v6, &input, "update").await?;
         }
         for name in last.sets.keys().filter(|n| !r.sets.contains_key(*n)) {
             run("ipset", &["destroy", name], None, "destroy").await?;
@@ -290,33 +271,20 @@ impl IptDriver {
     async fn write_all(&mut self, r: &Rendered) -> Result<(), Error> {
         run("ipset", &["restore"], Some(&r.ipset_script()), "restore").await?;
         for v6 in [false, true] {
-            let current = save(v6).await?;
-            let want = if v6 { &r.v6 } else { &r.v4 };
-            let stale: BTreeSet<String> = our_chains(&current)
-                .into_iter()
-                .filter(|c| !want.contains_key(c))
-                .collect();
-            let missing = jumps_present(&current).map(|p| !p);
-            let input = r.restore(v6, &stale, missing);
-            run(
-                RESTORE[usize::from(v6)],
-                &["--noflush"],
-                Some(&input),
-                "restore",
-            )
-            .await?;
-            let nat = save_table(v6, "nat").await?;
-            let missing = !nat.lines().any(|l| {
-                l.starts_with("-A POSTROUTING ") && l.ends_with(&format!("-j {PREFIX}POSTROUTING"))
-            });
-            let input = r.nat_restore(v6, missing);
-            run(
-                RESTORE[usize::from(v6)],
-                &["--noflush"],
-                Some(&input),
-                "restore",
-            )
-            .await?;
+            let mut stale: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+            let mut missing = BTreeSet::new();
+            for table in TABLES {
+                let current = save_table(v6, table).await?;
+                let want = r.tables[usize::from(v6)].get(table);
+                let gone: BTreeSet<String> = our_chains(&current)
+                    .into_iter()
+                    .filter(|c| want.is_none_or(|w| !w.contains_key(c)))
+                    .collect();
+                stale.insert(table, gone);
+                missing.extend(missing_jumps(table, &current));
+            }
+            let input = r.restore(v6, None, &stale, &missing);
+            restore(v6, &input, "restore").await?;
         }
         for s in our_sets().await? {
             if !r.sets.contains_key(&s) {
@@ -354,13 +322,7 @@ impl IptDriver {
                 input.push_str(&format!("-X {c}\n"));
             }
             input.push_str("COMMIT\n");
-            run(
-                RESTORE[usize::from(v6)],
-                &["--noflush"],
-                Some(&input),
-                "remove",
-            )
-            .await?;
+            restore(v6, &input, "remove").await?;
         }
         if let Ok(sets) = our_sets().await {
             for s in sets {

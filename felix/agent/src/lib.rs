@@ -15,5 +15,6 @@ pub mod driver;
 pub mod host;
 pub mod ipt;
 pub mod ipt_driver;
+mod ipt_host;
 pub mod nft;
 mod nft_host;

@@ -505,13 +505,20 @@ spec: {orchestrator: k8s, node: node-1, pod: plainpod, endpoint: eth0, interface
     );
 }
 
-/// Host endpoints on nftables: the node's uplink `eth1` (to an "outside" host) under a
+/// Host endpoints on both dataplanes: the node's uplink `eth1` (to an "outside" host) under a
 /// HostEndpoint, one pod behind the node. For each case, TCP, UDP and ICMP between the node,
 /// the outside host and the pod: default deny with failsafe ports, normal policy,
 /// applyOnForward, preDNAT and doNotTrack.
 #[test]
-fn host_endpoints_on_nftables() {
-    require(&["ip", "ping", "nft"]);
+fn host_endpoints_on_nftables_and_iptables() {
+    require(&[
+        "ip",
+        "ping",
+        "nft",
+        "iptables-restore",
+        "ip6tables-restore",
+        "ipset",
+    ]);
     let mut lab = Lab::new();
     let node_ns = lab.ns("node");
     lab.forwarding(&node_ns);
@@ -654,7 +661,10 @@ spec:
         ipt: None,
     };
     let mut failures = Vec::new();
-    for (i, (name, policies, want)) in cases.iter().enumerate() {
+    for (dp, (i, (name, policies, want))) in [Dataplane::Nft, Dataplane::Ipt]
+        .into_iter()
+        .flat_map(|dp| cases.iter().enumerate().map(move |c| (dp, c)))
+    {
         let text = format!("{base}---\n{policies}");
         let rs: Vec<Resource> = parse_resources(&text)
             .unwrap()
@@ -663,13 +673,13 @@ spec:
             .collect();
         let plan = calculate(&inputs_from(&rs), "node-1");
         assert!(plan.notes.is_empty(), "{:?}", plan.notes);
-        node.apply(Dataplane::Nft, &plan);
+        node.apply(dp, &plan);
         let want = expected(&hosts, *want);
         let got = matrix(&hosts, 80);
         let report = table(&hosts, &got, Some(&want));
-        eprintln!("{name}:\n{report}");
+        eprintln!("{dp:?} — {name}:\n{report}");
         if got != want {
-            failures.push(format!("{name}:\n{report}"));
+            failures.push(format!("{dp:?} — {name}:\n{report}"));
         }
         if i == 0 {
             // The failsafe ports stay open: SSH to the host from outside.
@@ -680,7 +690,7 @@ spec:
                     22,
                     Proto::Tcp
                 ),
-                "failsafe TCP 22 blocked"
+                "{dp:?}: failsafe TCP 22 blocked"
             );
         }
     }
@@ -688,7 +698,7 @@ spec:
         failures.is_empty(),
         "{} of {} matrices differ (* marks the cells):\n{}",
         failures.len(),
-        cases.len(),
+        2 * cases.len(),
         failures.join("\n")
     );
 }

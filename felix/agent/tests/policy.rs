@@ -345,7 +345,11 @@ fn the_iptables_driver_repairs_foreign_changes_and_restarts_quietly() {
     }
     let small = ipt_render(&smaller);
     let set = full.sets.keys().next().expect("an ipset").clone();
-    let chain = full.v4.keys().find(|c| c.contains("-pi-")).unwrap().clone();
+    let chain = full.tables[0]["filter"]
+        .keys()
+        .find(|c| c.contains("-pi-"))
+        .unwrap()
+        .clone();
     let (n2, f2, s2) = (node.clone(), full.clone(), small.clone());
     let wrote: Vec<bool> = in_netns(&node, move || {
         let x = |args: &[&str]| {
@@ -395,7 +399,10 @@ fn the_iptables_driver_repairs_foreign_changes_and_restarts_quietly() {
         .filter(|l| l.starts_with(":brindle-"))
         .map(|l| l.trim_start_matches(':').split(' ').next().unwrap())
         .collect();
-    let want: Vec<&str> = small.v4.keys().map(String::as_str).collect();
+    let want: Vec<&str> = small.tables[0]["filter"]
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(ours, want, "exactly the smaller plan's chains:\n{save}");
     assert_eq!(
         save.matches("-j brindle-FORWARD").count(),
