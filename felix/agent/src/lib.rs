@@ -13,6 +13,7 @@ pub mod calc;
 pub mod dataplane;
 pub mod driver;
 pub mod host;
+pub mod inputs;
 pub mod ipt;
 pub mod ipt_driver;
 mod ipt_host;
