@@ -6,7 +6,8 @@
 //!   received, accepted and advertised per peer and family; messages by type and direction;
 //!   kernel route writes, failures, restorations, conflicts and write latency; datastore
 //!   in-sync; IPAM use.
-//! - `GET /readiness`: Calico's rule ([`readiness`]): during the first 30 s every peer must be
+//! - `GET /readiness`: not ready while the datastore does not answer or policy cannot be
+//!   applied; otherwise Calico's rule ([`readiness`]): during the first 30 s every peer must be
 //!   Established; after that at least one must be, unless none is configured. The datastore
 //!   must be in sync. 200 with "ready", or 503 naming what is not.
 //! - `GET /liveness`: 200 while the daemon's loop keeps publishing its status.
@@ -288,6 +289,12 @@ pub fn readiness(st: &NodeStatus, age: Duration) -> Result<(), String> {
     }
     if let Some(e) = &st.desired_error {
         return Err(format!("the BGP configuration cannot be derived: {e}"));
+    }
+    if let Some(e) = &st.datastore_error {
+        return Err(format!("the datastore is unreachable: {e}"));
+    }
+    if let Some(e) = &st.policy_error {
+        return Err(format!("network policy cannot be applied: {e}"));
     }
     let down: Vec<String> = st
         .peers

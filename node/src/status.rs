@@ -41,6 +41,10 @@ pub struct NodeStatus {
     pub desired: Option<DesiredBgp>,
     /// The last error deriving it.
     pub desired_error: Option<String>,
+    /// The datastore did not answer the last health read (the node keeps what it has).
+    pub datastore_error: Option<String>,
+    /// The last policy apply failed (the kernel keeps the rules it had).
+    pub policy_error: Option<String>,
     /// Sessions.
     pub peers: Vec<PeerState>,
     /// Loc-RIB.

@@ -168,6 +168,8 @@ fn fixed_status() -> NodeStatus {
         last_change: None,
         desired: Some(desired),
         desired_error: None,
+        datastore_error: None,
+        policy_error: None,
         peers: vec![state(mesh, 3725), state(tor, 12), state(v6, 90_061)],
         routes: vec![route, ebgp_route],
         fib: BTreeMap::from([(

@@ -13,6 +13,9 @@ pub struct EtcdServer {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Run inside this network namespace, listening on `host` (else on loopback here).
+    netns: Option<String>,
+    host: String,
 }
 
 impl EtcdServer {
@@ -40,9 +43,32 @@ impl EtcdServer {
             dir,
             client_port: crate::free_port(),
             peer_port: crate::free_port(),
+            netns: None,
+            host: "127.0.0.1".into(),
         };
         s.spawn();
         s
+    }
+
+    /// Starts etcd inside test network namespace `ns`, listening on `host` (an address of
+    /// that namespace), for tests whose nodes must reach it (and lose it).
+    pub fn start_in_netns(ns: &str, host: &str) -> EtcdServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = EtcdServer {
+            child: None,
+            dir,
+            client_port: 2379,
+            peer_port: 2380,
+            netns: Some(ns.to_string()),
+            host: host.to_string(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// etcd's PID (to pause it with SIGSTOP, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn binary() -> PathBuf {
@@ -55,10 +81,22 @@ impl EtcdServer {
     }
 
     fn spawn(&mut self) {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let log = std::fs::File::create(self.dir.path().join("etcd.log")).expect("log file");
-        let child = Command::new(Self::binary())
+        let client = format!("http://{}:{}", self.host, self.client_port);
+        let peer = format!("http://{}:{}", self.host, self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("etcd.log"))
+            .expect("log file");
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(Self::binary());
+                c
+            }
+            None => Command::new(Self::binary()),
+        };
+        let child = cmd
             .arg("--name=brindle-test")
             .arg(format!(
                 "--data-dir={}",
@@ -76,7 +114,16 @@ impl EtcdServer {
             .expect("spawn etcd");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.client_port)).is_err() {
+        let addr: std::net::SocketAddr = format!("{}:{}", self.host, self.client_port)
+            .parse()
+            .expect("etcd address");
+        let up = || match &self.netns {
+            Some(ns) => crate::netns::in_netns(ns, move || TcpStream::connect(addr).is_ok())
+                .join()
+                .unwrap_or(false),
+            None => TcpStream::connect(addr).is_ok(),
+        };
+        while !up() {
             assert!(
                 Instant::now() < deadline,
                 "etcd did not start; log: {}",
@@ -86,9 +133,9 @@ impl EtcdServer {
         }
     }
 
-    /// The client URL, `http://127.0.0.1:PORT`.
+    /// The client URL, `http://127.0.0.1:PORT` (or the namespace's address).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}:{}", self.host, self.client_port)
     }
 
     /// What etcd logged so far.

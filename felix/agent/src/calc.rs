@@ -25,8 +25,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use brindle_crds::policy::{Action, EntityRule, PolicyType, Rule};
 use brindle_crds::Port;
+use brindle_crds::policy::{Action, EntityRule, PolicyType, Rule};
 use brindle_selector::Selector;
 use ipnetwork::IpNetwork;
 use serde::Serialize;

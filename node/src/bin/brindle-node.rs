@@ -246,6 +246,7 @@ async fn run(
     let _api = api::serve(&socket, status_rx).await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let health = spawn_datastore_health(ds.clone(), name.clone());
     let mut tick = tokio::time::interval(interval);
     let mut last_err = String::new();
     let driver = if no_kernel_routes {
@@ -269,6 +270,7 @@ async fn run(
                 if let Some(h) = sync.handle() {
                     status::collect_speaker(h, &mut st).await;
                 }
+                st.datastore_error = health.borrow().clone();
                 st.updated = Some(std::time::Instant::now());
                 let _ = status_tx.send(Arc::new(st.clone()));
             }
@@ -361,8 +363,10 @@ async fn run(
                             }
                         }
                         policy_applied = Some((plan, kind, std::time::Instant::now()));
+                        st.policy_error = None;
                     }
                     Err(e) => {
+                        st.policy_error = Some(e.to_string());
                         if reported.insert(e.to_string()) {
                             tracing::error!(target: "node.policy", event = "apply_failed", error = %e);
                         }
@@ -495,4 +499,42 @@ fn felix_config(snap: &cache::Snapshot, node: &str) -> FelixConfigurationSpec {
         spec.nftables_mode = n.nftables_mode.or(spec.nftables_mode);
     }
     spec
+}
+
+/// How often, and how patiently, the datastore's health is read.
+const HEALTH_EVERY: Duration = Duration::from_secs(3);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads this node's own Node object every few seconds (bounded by a timeout) and publishes
+/// the error of the last read, None when it answered. The node keeps serving what it has
+/// while the datastore is away; readiness says so.
+fn spawn_datastore_health(
+    ds: brindle_datastore::Datastore,
+    node: String,
+) -> tokio::sync::watch::Receiver<Option<String>> {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        let key = brindle_datastore::Key::new(Kind::Node, node);
+        let mut was_ok = true;
+        loop {
+            let r = match tokio::time::timeout(HEALTH_TIMEOUT, ds.get(&key)).await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer in {} s", HEALTH_TIMEOUT.as_secs())),
+            };
+            match (&r, was_ok) {
+                (Some(e), true) => {
+                    tracing::warn!(target: "node", event = "datastore_unreachable", error = %e, "keeping the current routes and rules");
+                }
+                (None, false) => tracing::info!(target: "node", event = "datastore_reachable"),
+                _ => {}
+            }
+            was_ok = r.is_none();
+            if tx.send(r).is_err() {
+                return;
+            }
+            tokio::time::sleep(HEALTH_EVERY).await;
+        }
+    });
+    rx
 }
