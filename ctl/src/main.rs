@@ -2,6 +2,7 @@
 
 mod ipam;
 mod lab;
+mod policy;
 mod resources;
 mod status;
 mod validate;
@@ -86,6 +87,17 @@ enum Command {
         #[arg(long, global = true)]
         node: Option<String>,
     },
+    /// Network policy as a node daemon applies it: per endpoint, with rule counters.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+        /// The daemon's socket (default /var/run/brindle/<node>.sock).
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Ask this node's daemon (default: this host's name).
+        #[arg(long, global = true)]
+        node: Option<String>,
+    },
     /// A multi-node Brindle fabric in network namespaces on this machine (`./lab`).
     Lab {
         #[command(subcommand)]
@@ -117,6 +129,19 @@ enum Command {
         /// Delete what these manifests describe.
         #[arg(short = 'f', long = "filename")]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// The endpoints; or one endpoint's tiers, policies, profiles and rule counters
+    /// (`host:<iface>` for a host endpoint).
+    Show {
+        /// The endpoint's host-side interface.
+        endpoint: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = status::Format::Table)]
+        output: status::Format,
     },
 }
 
@@ -244,6 +269,16 @@ fn main() -> ExitCode {
                         status::node_summary(&path, output, out).await
                     }
                 }
+            })
+        }
+        Command::Policy {
+            command: PolicyCommand::Show { endpoint, output },
+            socket,
+            node,
+        } => {
+            let path = status::socket_path(socket, node);
+            with_runtime(async move {
+                policy::show(&path, endpoint.as_deref(), output, &mut std::io::stdout()).await
             })
         }
         Command::Bgp {
@@ -386,6 +421,7 @@ fn run_with_datastore(spec: &str, command: Command) -> anyhow::Result<bool> {
             Command::Validate { .. }
             | Command::Node { .. }
             | Command::Bgp { .. }
+            | Command::Policy { .. }
             | Command::Lab { .. } => {
                 unreachable!("handled without a datastore")
             }

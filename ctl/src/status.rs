@@ -36,7 +36,7 @@ pub fn socket_path(socket: Option<PathBuf>, node: Option<String>) -> PathBuf {
     })
 }
 
-async fn connect(path: &Path) -> anyhow::Result<StatusClient<Channel>> {
+pub(crate) async fn connect(path: &Path) -> anyhow::Result<StatusClient<Channel>> {
     brindle_proto::connect_unix(path).await.with_context(|| {
         format!(
             "cannot reach brindle-node at {} (is it running?)",
@@ -178,7 +178,11 @@ fn print_peers(peers: &[pb::Peer], wide: bool, out: &mut dyn Write) -> anyhow::R
     Ok(())
 }
 
-fn print_value<T: serde::Serialize>(v: &T, fmt: Format, out: &mut dyn Write) -> anyhow::Result<()> {
+pub(crate) fn print_value<T: serde::Serialize>(
+    v: &T,
+    fmt: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match fmt {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
         _ => write!(out, "{}", serde_saphyr::to_string(v)?)?,

@@ -452,8 +452,94 @@ pub fn summary_msg(st: &NodeStatus) -> pb::Summary {
 
 type PeerStream = Pin<Box<dyn Stream<Item = Result<pb::PeerEvent, Status>> + Send>>;
 
+fn tiers_msg(tiers: &[brindle_felix::calc::TierPlan]) -> Vec<pb::PolicyTier> {
+    tiers
+        .iter()
+        .map(|t| pb::PolicyTier {
+            tier: t.tier.clone(),
+            policies: t.policies.clone(),
+            pass_at_end: t.pass_at_end,
+        })
+        .collect()
+}
+
+/// The policy of one endpoint (`host:<iface>` for a host endpoint), with the counters of the
+/// rules of its policies and profiles.
+async fn endpoint_policy(st: &NodeStatus, endpoint: &str) -> Result<pb::EndpointPolicy, ApiError> {
+    use brindle_felix::dataplane::Kind;
+    let p = st
+        .policy
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable(format!("no policy applied on {} yet", st.node)))?;
+    let dataplane = match p.kind {
+        Kind::Nftables => pb::PolicyDataplane::Nftables,
+        Kind::Iptables => pb::PolicyDataplane::Iptables,
+    } as i32;
+    if endpoint.is_empty() {
+        return Ok(pb::EndpointPolicy {
+            dataplane,
+            endpoints: p
+                .endpoints
+                .keys()
+                .cloned()
+                .chain(p.hosts.keys().map(|h| format!("host:{h}")))
+                .collect(),
+            ..Default::default()
+        });
+    }
+    let plan = match endpoint.strip_prefix("host:") {
+        Some(h) => p.hosts.get(h),
+        None => p.endpoints.get(endpoint),
+    }
+    .ok_or_else(|| ApiError::NotFound(format!("no endpoint {endpoint:?} on {}", st.node)))?;
+    let counters = brindle_felix::counters::read(p.kind)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let mut owners: Vec<String> = plan
+        .ingress
+        .iter()
+        .chain(&plan.egress)
+        .flat_map(|t| t.policies.iter().cloned())
+        .collect();
+    owners.extend(plan.profiles.iter().map(|pr| format!("profile {pr}")));
+    let counters = counters
+        .into_iter()
+        .filter(|(label, _)| {
+            owners.iter().any(|o| {
+                label
+                    .strip_prefix(o.as_str())
+                    .is_some_and(|r| r.starts_with(' '))
+            })
+        })
+        .map(|(rule, (packets, bytes))| pb::RuleCounter {
+            rule,
+            packets,
+            bytes,
+        })
+        .collect();
+    Ok(pb::EndpointPolicy {
+        endpoint: endpoint.to_string(),
+        dataplane,
+        ingress: tiers_msg(&plan.ingress),
+        egress: tiers_msg(&plan.egress),
+        profiles: plan.profiles.clone(),
+        counters,
+        endpoints: Vec::new(),
+    })
+}
+
 #[tonic::async_trait]
 impl StatusApi for Service {
+    async fn get_policy(
+        &self,
+        req: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::EndpointPolicy>, Status> {
+        let st = self.authorise(&req)?;
+        Ok(Response::new(
+            endpoint_policy(&st, &req.get_ref().endpoint).await?,
+        ))
+    }
+
     async fn get_summary(
         &self,
         req: Request<pb::GetSummaryRequest>,

@@ -24,6 +24,17 @@ pub struct PeerState {
     pub last_error_age: Option<Duration>,
 }
 
+/// The policy applied on this node, as the status API shows it.
+#[derive(Debug, Clone)]
+pub struct PolicyStatus {
+    /// The dataplane.
+    pub kind: brindle_felix::dataplane::Kind,
+    /// Workload endpoints by interface.
+    pub endpoints: BTreeMap<String, brindle_felix::calc::EndpointPlan>,
+    /// Host endpoints by interface (normal stage).
+    pub hosts: BTreeMap<String, brindle_felix::calc::EndpointPlan>,
+}
+
 /// Everything `brindlectl` can ask about.
 #[derive(Debug, Clone, Default)]
 pub struct NodeStatus {
@@ -45,6 +56,8 @@ pub struct NodeStatus {
     pub datastore_error: Option<String>,
     /// The last policy apply failed (the kernel keeps the rules it had).
     pub policy_error: Option<String>,
+    /// The policy last applied: dataplane and per-endpoint plans.
+    pub policy: Option<PolicyStatus>,
     /// Sessions.
     pub peers: Vec<PeerState>,
     /// Loc-RIB.

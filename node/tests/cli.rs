@@ -170,6 +170,7 @@ fn fixed_status() -> NodeStatus {
         desired_error: None,
         datastore_error: None,
         policy_error: None,
+        policy: None,
         peers: vec![state(mesh, 3725), state(tor, 12), state(v6, 90_061)],
         routes: vec![route, ebgp_route],
         fib: BTreeMap::from([(

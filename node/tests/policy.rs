@@ -80,6 +80,28 @@ fn policy_holds_while_the_agent_is_killed_and_across_a_dataplane_switch() {
             );
             std::thread::sleep(Duration::from_millis(300));
         }
+        // What the endpoint gets, with counters that moved for the allowing rule (after a few
+        // more connections: a SYN that conntrack files under an earlier flow skips the rule).
+        for _ in 0..3 {
+            assert!(probe(&pods["xa"].0, pods["xb"].1, 80, Proto::Tcp));
+        }
+        let (code, show) = f.ctl("node-1", &["policy", "show", "calixb"]);
+        assert_eq!(code, 0, "{show}");
+        assert!(
+            show.contains(&format!("({dp})")) && show.contains("b-from-a"),
+            "{show}"
+        );
+        let allow = show
+            .lines()
+            .find(|l| l.contains("b-from-a ingress[0]"))
+            .unwrap_or_else(|| panic!("{show}"));
+        assert!(
+            !allow.contains(" 0 packets"),
+            "no packets counted: {allow}\n{}",
+            try_sh(&["ip", "netns", "exec", &node_ns, "nft", "list", "ruleset"]).1
+        );
+        let (_, list) = f.ctl("node-1", &["policy", "show"]);
+        assert!(list.contains("calixa") && list.contains("caliya"), "{list}");
         // Probes run all along while the daemon is killed twice and restarted.
         let stop = Arc::new(AtomicBool::new(false));
         let (c2, s2) = (checks.clone(), stop.clone());

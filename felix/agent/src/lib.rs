@@ -10,6 +10,7 @@
 //! with no endpoint is dropped), and nothing is written before the datastore's first in-sync.
 
 pub mod calc;
+pub mod counters;
 pub mod dataplane;
 pub mod driver;
 pub mod host;

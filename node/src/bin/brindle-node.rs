@@ -362,6 +362,15 @@ async fn run(
                                 tracing::warn!(target: "node.policy", event = "note", "{n}");
                             }
                         }
+                        st.policy = Some(brindle_node::status::PolicyStatus {
+                            kind,
+                            endpoints: plan.endpoints.clone(),
+                            hosts: plan
+                                .hosts
+                                .iter()
+                                .map(|(i, h)| (i.clone(), h.normal.clone()))
+                                .collect(),
+                        });
                         policy_applied = Some((plan, kind, std::time::Instant::now()));
                         st.policy_error = None;
                     }
