@@ -379,10 +379,31 @@ impl<'a> Compiler<'a> {
         let mut never = false;
         side.nets = e.nets.iter().filter_map(|n| n.parse().ok()).collect();
         side.not_nets = e.not_nets.iter().filter_map(|n| n.parse().ok()).collect();
-        let sel = e
-            .selector
-            .clone()
-            .or_else(|| e.namespace_selector.as_ref().map(|_| "all()".into()));
+        // serviceAccounts narrows the selection to endpoints running as those accounts.
+        let sa = e.service_accounts.as_ref().map(|m| {
+            let mut parts = Vec::new();
+            if !m.names.is_empty() {
+                let names: Vec<String> = m.names.iter().map(|n| format!("'{n}'")).collect();
+                parts.push(format!(
+                    "{} in {{{}}}",
+                    crate::inputs::SA_LABEL,
+                    names.join(", ")
+                ));
+            }
+            if let Some(s) = m.selector.as_deref().filter(|s| !s.trim().is_empty()) {
+                parts.push(crate::inputs::sa_selector(s).unwrap_or_else(|| "!all()".into()));
+            }
+            if parts.is_empty() {
+                "all()".to_string()
+            } else {
+                parts.join(" && ")
+            }
+        });
+        let sel = match (e.selector.clone(), sa) {
+            (Some(s), Some(sa)) => Some(format!("({s}) && ({sa})")),
+            (None, Some(sa)) => Some(sa),
+            (s, None) => s.or_else(|| e.namespace_selector.as_ref().map(|_| "all()".into())),
+        };
         let mut selected: Vec<&Endpoint> = Vec::new();
         if let Some(s) = &sel {
             let (set, eps) = self.select(s, e.namespace_selector.as_deref(), scope, false);
@@ -425,9 +446,9 @@ impl<'a> Compiler<'a> {
             never = true;
         }
         resolve(&e.not_ports, &mut side.not_ports);
-        if e.service_accounts.is_some() || e.services.is_some() {
+        if e.services.is_some() {
             self.notes.push(format!(
-                "{ctx}: serviceAccounts/services matches are not supported; the rule never matches"
+                "{ctx}: services matches are not supported; the rule never matches"
             ));
             never = true;
         }

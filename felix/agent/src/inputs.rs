@@ -85,7 +85,7 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
                     tier,
                     order: s.order,
                     namespace: None,
-                    selector: s.selector.clone(),
+                    selector: with_sa_selector(&s.selector, &s.service_account_selector),
                     types: types_of(&s.types, !s.egress.is_empty()),
                     ingress: s.ingress.clone(),
                     egress: s.egress.clone(),
@@ -110,7 +110,7 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
                     tier,
                     order: s.order,
                     namespace: Some(ns),
-                    selector: s.selector.clone(),
+                    selector: with_sa_selector(&s.selector, &s.service_account_selector),
                     types: types_of(&s.types, !s.egress.is_empty()),
                     ingress: s.ingress.clone(),
                     egress: s.egress.clone(),
@@ -146,6 +146,14 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
         labels
             .entry("projectcalico.org/namespace".into())
             .or_insert_with(|| namespace.clone());
+        // The service account: its name, and its labels (as `pcsa.<key>`) from the profile
+        // `ksa.<namespace>.<name>`, as Calico's controllers write them.
+        if let Some(sa) = &s.service_account_name {
+            labels.insert(SA_LABEL.into(), sa.clone());
+            if let Some(l) = profile_labels.get(&format!("ksa.{namespace}.{sa}")) {
+                labels.extend(l.clone());
+            }
+        }
         inp.endpoints.push(Endpoint {
             iface: s.interface_name.clone(),
             node: s.node.clone(),
@@ -188,4 +196,29 @@ fn net_set(
         profiles: Vec::new(),
         ports: BTreeMap::new(),
     }
+}
+
+/// The label that carries an endpoint's service account name.
+pub const SA_LABEL: &str = "projectcalico.org/serviceaccount";
+/// The prefix of a service account's labels on its endpoints.
+pub const SA_PREFIX: &str = "pcsa.";
+
+/// A selector over service account labels, as one over endpoint labels.
+pub fn sa_selector(sel: &str) -> Option<String> {
+    brindle_selector::Selector::parse(sel)
+        .ok()
+        .map(|s| s.map_keys(&|k| format!("{SA_PREFIX}{k}")).to_string())
+}
+
+/// A policy's selector ANDed with its `serviceAccountSelector` (made to read `pcsa.*`).
+fn with_sa_selector(sel: &Option<String>, sa: &Option<String>) -> Option<String> {
+    let Some(sa) = sa.as_deref().filter(|s| !s.trim().is_empty()) else {
+        return sel.clone();
+    };
+    // A service account selector that does not parse selects nothing.
+    let sa = sa_selector(sa).unwrap_or_else(|| "!all()".into());
+    Some(match sel.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(s) => format!("({s}) && ({sa})"),
+        None => sa,
+    })
 }

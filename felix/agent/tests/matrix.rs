@@ -4,7 +4,8 @@
 //! with ipsets), then TCP, UDP and ICMP are probed from every source to every destination and
 //! the whole matrix compared with the expected one. Cases in the style of the upstream
 //! Kubernetes network-policy e2e tests, and Calico-only ones (tiers with Pass, Log, GNP,
-//! notNets, selectors with notSelector, NetworkSets and GlobalNetworkSets); NAT outgoing.
+//! notNets, selectors with notSelector, NetworkSets and GlobalNetworkSets, service accounts);
+//! NAT outgoing.
 //!
 //! The node's own traffic to a pod is not policed (Kubernetes: traffic from the node is
 //! always allowed); a pod's traffic to the node goes through the pod's egress policy.
@@ -37,6 +38,7 @@ fn endpoints() -> String {
             "---\napiVersion: brindle.dev/v1\nkind: WorkloadEndpoint\n\
              metadata: {{name: node--1-k8s-{pod}-eth0, namespace: '{ns}', labels: {{pod: {pod}}}}}\n\
              spec: {{orchestrator: k8s, node: node-1, pod: {pod}, endpoint: eth0, \
+             serviceAccountName: sa-{pod}, \
              interfaceName: cali{ns}{pod}, ipNetworks: [{ip}/32], profiles: [kns.{ns}], \
              ports: [{{name: http, protocol: TCP, port: 81}}]}}\n"
         ));
@@ -309,6 +311,31 @@ spec:
 ",
             port: 80,
             want: |f, t, _| f == "host" || ns_of(t) != "x" || ns_of(f) == "y" || f == "z/a",
+        },
+        Case {
+            name: "calico: z takes only service account sa-a; y's web service account takes nothing",
+            policies: "
+apiVersion: projectcalico.org/v3
+kind: Profile
+metadata: {name: ksa.y.sa-a}
+spec: {labelsToApply: {pcsa.team: web}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: z-from-sa-a}
+spec:
+  selector: projectcalico.org/namespace == 'z'
+  ingress: [{action: Allow, source: {serviceAccounts: {names: [sa-a]}}}]
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: web-closed, namespace: 'y'}
+spec:
+  serviceAccountSelector: team == 'web'
+  types: [Ingress]
+",
+            port: 80,
+            want: |f, t, _| f == "host" || (t != "y/a" && (ns_of(t) != "z" || pod_of(f) == "a")),
         },
     ]
 }

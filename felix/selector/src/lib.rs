@@ -146,6 +146,26 @@ impl Selector {
         out
     }
 
+    /// The same expression over renamed label keys (e.g. a service account's labels, which
+    /// endpoints carry as `pcsa.<key>`).
+    pub fn map_keys(&self, f: &dyn Fn(&str) -> String) -> Selector {
+        match self {
+            Selector::All => Selector::All,
+            Selector::Global => Selector::Global,
+            Selector::Has(k) => Selector::Has(f(k)),
+            Selector::Eq(k, v) => Selector::Eq(f(k), v.clone()),
+            Selector::NotEq(k, v) => Selector::NotEq(f(k), v.clone()),
+            Selector::In(k, v) => Selector::In(f(k), v.clone()),
+            Selector::NotIn(k, v) => Selector::NotIn(f(k), v.clone()),
+            Selector::Contains(k, v) => Selector::Contains(f(k), v.clone()),
+            Selector::StartsWith(k, v) => Selector::StartsWith(f(k), v.clone()),
+            Selector::EndsWith(k, v) => Selector::EndsWith(f(k), v.clone()),
+            Selector::Not(e) => Selector::Not(Box::new(e.map_keys(f))),
+            Selector::And(es) => Selector::And(es.iter().map(|e| e.map_keys(f)).collect()),
+            Selector::Or(es) => Selector::Or(es.iter().map(|e| e.map_keys(f)).collect()),
+        }
+    }
+
     fn collect_keys<'a>(&'a self, out: &mut BTreeSet<&'a str>) {
         match self {
             Selector::All | Selector::Global => {}

@@ -373,3 +373,14 @@ fn required_values_for_index_lookups() {
     assert_eq!(rv("all()"), None);
     assert_eq!(rv("!(app == 'a')"), None);
 }
+
+#[test]
+fn keys_map_to_service_account_labels() {
+    let s = Selector::parse("team == 'web' && !has(tmp) || role in {'a'}").unwrap();
+    let m = s.map_keys(&|k| format!("pcsa.{k}"));
+    assert_eq!(
+        m.to_string(),
+        "pcsa.team == \"web\" && !has(pcsa.tmp) || pcsa.role in {\"a\"}"
+    );
+    assert_eq!(Selector::parse(&m.to_string()).unwrap(), m);
+}
