@@ -25,8 +25,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use brindle_crds::Port;
 use brindle_crds::policy::{Action, EntityRule, PolicyType, Rule};
+use brindle_crds::{Port, Protocol};
 use brindle_selector::Selector;
 use ipnetwork::IpNetwork;
 use serde::Serialize;
@@ -53,7 +53,7 @@ pub struct Endpoint {
     pub ports: BTreeMap<String, (u8, u16)>,
 }
 
-pub use crate::inputs::{inputs_from, protocol_number, types_of};
+pub use crate::inputs::{inputs_from, types_of};
 
 /// A policy of any kind, normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -456,7 +456,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn rule(&mut self, r: &Rule, scope: Option<&str>, ctx: &str) -> CRule {
-        let protocol = r.protocol.as_ref().map(protocol_number);
+        let protocol = r.protocol.as_ref().map(Protocol::number);
         let (src, n1) = self.side(&r.source, scope, protocol, ctx);
         let (dst, n2) = self.side(&r.destination, scope, protocol, ctx);
         let mut never = n1 || n2;
@@ -481,7 +481,7 @@ impl<'a> Compiler<'a> {
             },
             ip_version: r.ip_version,
             protocol,
-            not_protocol: r.not_protocol.as_ref().map(protocol_number),
+            not_protocol: r.not_protocol.as_ref().map(Protocol::number),
             icmp: r.icmp.and_then(|i| i.icmp_type.map(|t| (t, i.code))),
             src,
             dst,

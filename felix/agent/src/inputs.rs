@@ -4,23 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use brindle_crds::Resource;
 use brindle_crds::policy::{Action, PolicyType};
-use brindle_crds::{Protocol, Resource};
 
 use crate::calc::{Endpoint, HostFlags, Inputs, Policy};
-
-/// The IANA number of a protocol.
-pub fn protocol_number(p: &Protocol) -> u8 {
-    match p {
-        Protocol::Tcp => 6,
-        Protocol::Udp => 17,
-        Protocol::Icmp => 1,
-        Protocol::IcmpV6 => 58,
-        Protocol::Sctp => 132,
-        Protocol::UdpLite => 136,
-        Protocol::Number(n) => *n,
-    }
-}
 
 /// Types of a policy, inferred as Calico does when unset.
 pub fn types_of(types: &[PolicyType], has_egress: bool) -> Vec<PolicyType> {
@@ -168,7 +155,7 @@ pub fn inputs_from<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> Inp
             ports: s
                 .ports
                 .iter()
-                .map(|p| (p.name.clone(), (protocol_number(&p.protocol), p.port)))
+                .map(|p| (p.name.clone(), (p.protocol.number(), p.port)))
                 .collect(),
         });
     }

@@ -47,8 +47,12 @@ fn endpoints() -> String {
 }
 
 fn plan_of(policies: &str) -> Plan {
-    let text = format!("{}---\n{policies}", endpoints());
-    let rs: Vec<Resource> = parse_resources(&text)
+    plan_text(&format!("{}---\n{policies}", endpoints()))
+}
+
+/// node-1's plan for these manifests (which must compile without notes).
+fn plan_text(text: &str) -> Plan {
+    let rs: Vec<Resource> = parse_resources(text)
         .unwrap()
         .into_iter()
         .map(|d| d.result.unwrap_or_else(|e| panic!("{}: {e:?}", d.label)))
@@ -56,6 +60,33 @@ fn plan_of(policies: &str) -> Plan {
     let plan = calculate(&inputs_from(&rs), "node-1");
     assert!(plan.notes.is_empty(), "{:?}", plan.notes);
     plan
+}
+
+/// A node namespace (forwarding) and an "outside" host on its `eth1` (198.18.50.1 and .2),
+/// which routes `back` through the node.
+fn node_and_outside(lab: &mut Lab, back: &str) -> (String, String) {
+    let node_ns = lab.ns("node");
+    lab.forwarding(&node_ns);
+    let outside = lab.ns("outside");
+    lab.link(
+        &node_ns,
+        "eth1",
+        &["198.18.50.1/24"],
+        &outside,
+        "eth0",
+        &["198.18.50.2/24"],
+    );
+    sh(&[
+        "ip",
+        "-n",
+        &outside,
+        "route",
+        "add",
+        back,
+        "via",
+        "198.18.50.1",
+    ]);
+    (node_ns, outside)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -429,29 +460,9 @@ fn nat_outgoing_on_nftables_and_iptables() {
         "ipset",
     ]);
     let mut lab = Lab::new();
-    let node_ns = lab.ns("node");
-    lab.forwarding(&node_ns);
-    let outside = lab.ns("outside");
-    lab.link(
-        &node_ns,
-        "eth1",
-        &["198.18.50.1/24"],
-        &outside,
-        "eth0",
-        &["198.18.50.2/24"],
-    );
     // The outside host can answer the un-NATed pool directly (a route back), never the
     // NATed one: its replies reach that pod only through the node's masquerade.
-    sh(&[
-        "ip",
-        "-n",
-        &outside,
-        "route",
-        "add",
-        "198.19.1.0/24",
-        "via",
-        "198.18.50.1",
-    ]);
+    let (node_ns, outside) = node_and_outside(&mut lab, "198.19.1.0/24");
     let nat_pod = lab.wired_pod(&node_ns, "natpod", "calinat", "198.19.0.1");
     let plain_pod = lab.wired_pod(&node_ns, "plainpod", "caliplain", "198.19.1.1");
     let _servers = Servers::start(&[outside.clone(), plain_pod.clone()], &[80]);
@@ -476,12 +487,7 @@ kind: WorkloadEndpoint
 metadata: {name: node--1-k8s-plainpod-eth0, namespace: default}
 spec: {orchestrator: k8s, node: node-1, pod: plainpod, endpoint: eth0, interfaceName: caliplain, ipNetworks: [198.19.1.1/32], profiles: [kns.default]}
 ";
-    let rs: Vec<Resource> = parse_resources(text)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.result.unwrap_or_else(|e| panic!("{}: {e:?}", d.label)))
-        .collect();
-    let plan = calculate(&inputs_from(&rs), "node-1");
+    let plan = plan_text(text);
     assert_eq!(plan.nat.masquerade.len(), 1);
     let mut node = Node {
         ns: node_ns.clone(),
@@ -547,27 +553,7 @@ fn host_endpoints_on_nftables_and_iptables() {
         "ipset",
     ]);
     let mut lab = Lab::new();
-    let node_ns = lab.ns("node");
-    lab.forwarding(&node_ns);
-    let outside = lab.ns("outside");
-    lab.link(
-        &node_ns,
-        "eth1",
-        &["198.18.50.1/24"],
-        &outside,
-        "eth0",
-        &["198.18.50.2/24"],
-    );
-    sh(&[
-        "ip",
-        "-n",
-        &outside,
-        "route",
-        "add",
-        "198.19.0.0/24",
-        "via",
-        "198.18.50.1",
-    ]);
+    let (node_ns, outside) = node_and_outside(&mut lab, "198.19.0.0/24");
     let pod = lab.wired_pod(&node_ns, "pod", "calipod", "198.19.0.1");
     let _servers = Servers::start(&[node_ns.clone(), outside.clone(), pod.clone()], &[80, 22]);
     let hosts = vec![
@@ -693,13 +679,7 @@ spec:
         .flat_map(|dp| cases.iter().enumerate().map(move |c| (dp, c)))
     {
         let text = format!("{base}---\n{policies}");
-        let rs: Vec<Resource> = parse_resources(&text)
-            .unwrap()
-            .into_iter()
-            .map(|d| d.result.unwrap_or_else(|e| panic!("{}: {e:?}", d.label)))
-            .collect();
-        let plan = calculate(&inputs_from(&rs), "node-1");
-        assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+        let plan = plan_text(&text);
         node.apply(dp, &plan);
         let want = expected(&hosts, *want);
         let got = matrix(&hosts, 80);
