@@ -106,6 +106,8 @@ pub struct Inputs {
     pub hosts: Vec<crate::host::HostEp>,
     /// FelixConfiguration's failsafe ports, when it sets them (else Calico's defaults).
     pub failsafe: Option<crate::host::Failsafe>,
+    /// This node's interfaces and their addresses (host endpoints named by address).
+    pub interfaces: Vec<(String, Vec<std::net::IpAddr>)>,
 }
 
 /// NAT outgoing: traffic from the `masquerade` pools to anywhere outside `pools` (every
@@ -321,7 +323,7 @@ pub(crate) struct Compiler<'a> {
     sets: BTreeMap<String, BTreeSet<IpNetwork>>,
     /// Entity selections already made: key → (set name, endpoints).
     selections: HashMap<String, (String, Vec<&'a Endpoint>)>,
-    notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl<'a> Compiler<'a> {

@@ -40,13 +40,13 @@ pub struct HostEp {
 }
 
 impl HostEp {
-    /// From the resource (an endpoint without interface name is not supported yet: it is
-    /// given the name `?` that no interface has, so its policy applies nowhere).
+    /// From the resource. An endpoint without `interfaceName` gets an empty one here: the
+    /// calculation finds the node's interface that holds one of its `expectedIPs`.
     pub fn from_resource(h: &HostEndpoint) -> HostEp {
         let s = &h.spec;
         HostEp {
             node: s.node.clone(),
-            iface: s.interface_name.clone().unwrap_or_else(|| "?".into()),
+            iface: s.interface_name.clone().unwrap_or_default(),
             labels: h.metadata.labels.clone().unwrap_or_default(),
             profiles: s.profiles.clone(),
             ips: s
@@ -159,7 +159,25 @@ pub(crate) fn plan_hosts(
         .filter(|h| h.node == node)
         .cloned()
         .collect();
-    for h in hosts {
+    for mut h in hosts {
+        if h.iface.is_empty() {
+            // Identified by address: the local interface that has one of the expected IPs.
+            let found = c
+                .inp
+                .interfaces
+                .iter()
+                .find(|(_, addrs)| addrs.iter().any(|a| h.ips.iter().any(|ip| ip.ip() == *a)));
+            match found {
+                Some((name, _)) => h.iface = name.clone(),
+                None => {
+                    c.notes.push(format!(
+                        "a host endpoint of {node} with expectedIPs {:?}: no interface has one of them, so it applies nowhere",
+                        h.ips
+                    ));
+                    continue;
+                }
+            }
+        }
         let mut hp = HostPlan {
             normal: EndpointPlan {
                 profiles: h.profiles.clone(),

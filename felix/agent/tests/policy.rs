@@ -425,3 +425,31 @@ fn the_iptables_driver_repairs_foreign_changes_and_restarts_quietly() {
     let sets = sh(&["ip", "netns", "exec", &node, "ipset", "list", "-n"]);
     assert!(!sets.contains("brindle"), "{sets}");
 }
+
+/// A host endpoint named by address only applies to the node's interface holding one of its
+/// `expectedIPs`; with no such interface it applies nowhere, and the plan says why.
+#[test]
+fn host_endpoint_by_expected_ip_finds_its_interface() {
+    let text = "apiVersion: projectcalico.org/v3\nkind: HostEndpoint\nmetadata: {name: node-1-uplink, labels: {role: edge}}\nspec: {node: node-1, expectedIPs: [198.18.50.1]}\n";
+    let rs: Vec<Resource> = parse_resources(text)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.result.unwrap())
+        .collect();
+    let mut inputs = inputs_from(&rs);
+    inputs.interfaces = vec![
+        ("lo".into(), vec!["127.0.0.1".parse().unwrap()]),
+        ("eth1".into(), vec!["198.18.50.1".parse().unwrap()]),
+    ];
+    let p = calculate(&inputs, "node-1");
+    assert_eq!(p.hosts.keys().collect::<Vec<_>>(), ["eth1"]);
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
+    inputs.interfaces.pop();
+    let p = calculate(&inputs, "node-1");
+    assert!(p.hosts.is_empty());
+    assert!(
+        p.notes.iter().any(|n| n.contains("applies nowhere")),
+        "{:?}",
+        p.notes
+    );
+}

@@ -339,8 +339,14 @@ async fn run(
                 .chain([&Kind::IPPool])
                 .filter_map(|k| snap.objects.get(k))
                 .flat_map(|m| m.values());
-            let plan =
-                brindle_felix::calc::calculate(&brindle_felix::calc::inputs_from(objs), &name);
+            let mut inputs = brindle_felix::calc::inputs_from(objs);
+            // Host endpoints named by address find their interface among these.
+            inputs.interfaces = autodetect::local_interfaces()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| (i.name, i.addrs.iter().map(|a| a.ip()).collect()))
+                .collect();
+            let plan = brindle_felix::calc::calculate(&inputs, &name);
             let kind = match mode {
                 PolicyDataplane::Nftables => PolicyKind::Nftables,
                 PolicyDataplane::Iptables => PolicyKind::Iptables,
