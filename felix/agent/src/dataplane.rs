@@ -52,11 +52,6 @@ impl Dataplane {
         Dataplane::default()
     }
 
-    /// The kind in use.
-    pub fn kind(&self) -> Option<Kind> {
-        self.current
-    }
-
     /// Makes the kernel enforce `plan` with `kind` (removing the other kind's rules first when
     /// switching). Returns true when it wrote.
     pub async fn apply(&mut self, kind: Kind, plan: &Plan) -> Result<bool, Error> {

@@ -24,6 +24,11 @@ use serde::Serialize;
 
 use crate::calc::{Compiler, Endpoint, EndpointPlan, Plan, Policy, TierPlan, parse_selector};
 
+/// The part of a chain name that names a host endpoint's interface (`all` for `*`).
+pub(crate) fn chain_suffix(iface: &str) -> &str {
+    if iface == "*" { "all" } else { iface }
+}
+
 /// A host endpoint as the calculation sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEp {

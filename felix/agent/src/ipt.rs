@@ -31,6 +31,7 @@ use ipnetwork::IpNetwork;
 use std::hash::{Hash, Hasher};
 
 use crate::calc::{CPolicy, CRule, Plan, Side, Verdict, stable_hash};
+pub(crate) use crate::nft::End;
 use crate::nft::{WORKLOAD_PREFIX, minimal};
 
 /// The prefix of every chain and ipset of ours.
@@ -278,15 +279,6 @@ impl Out<'_> {
             chains.insert(name(ingress), body);
         }
     }
-}
-
-/// How an endpoint chain ends when nothing allowed the packet (as in nftables).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum End<'a> {
-    /// Drop with this comment; a tier without verdict drops too.
-    Drop(&'a str),
-    /// Return without verdict; a tier without verdict ends the stage.
-    Return,
 }
 
 /// Endpoint chain `epc` and its tier chains for one direction.

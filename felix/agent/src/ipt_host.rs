@@ -25,10 +25,6 @@ use crate::nft::WORKLOAD_PREFIX;
 
 const UNTRACKED: &str = "0x40000/0x40000";
 
-fn suffix(iface: &str) -> &str {
-    if iface == "*" { "all" } else { iface }
-}
-
 /// Jumps to `<prefix>-<iface>` for packets of `flag` (`-i`/`-o`) on those interfaces, each
 /// followed by `after` (e.g. accept when allowed).
 fn dispatch(flag: &str, prefix: &str, ifaces: &[&String], after: Option<&str>) -> Vec<String> {
@@ -99,7 +95,7 @@ pub(crate) fn render_hosts(
     let mut mangle = Chains::new();
     let mut raw = Chains::new();
     for (iface, hp) in &plan.hosts {
-        let s = suffix(iface);
+        let s = crate::host::chain_suffix(iface);
         let what = format!("host endpoint {iface}: nothing allowed");
         for (ingress, tiers, d) in [
             (true, &hp.normal.ingress, "hi"),

@@ -18,10 +18,6 @@ use crate::nft::{ACCEPT, CLEAR, Chain, End, Table, WORKLOAD_PREFIX, endpoint_cha
 
 const UNTRACKED: &str = "0x00040000";
 
-fn suffix(iface: &str) -> &str {
-    if iface == "*" { "all" } else { iface }
-}
-
 /// Dispatch rules for `field` (iifname/oifname) to `<prefix>-<iface>` for the interfaces in
 /// `ifaces`: a verdict map for named ones, a catch-all rule for `*`.
 fn dispatch(field: &str, prefix: &str, ifaces: &[&String]) -> Vec<String> {
@@ -68,7 +64,7 @@ pub(crate) fn render_hosts(plan: &Plan, t: &mut Table) {
     let (mut fwd_in, mut fwd_out, mut pre, mut untr_in, mut untr_out) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (iface, hp) in &plan.hosts {
-        let s = suffix(iface);
+        let s = crate::host::chain_suffix(iface);
         let what = format!("host endpoint {iface}: nothing allowed");
         for (ingress, tiers) in [(true, &hp.normal.ingress), (false, &hp.normal.egress)] {
             let name = format!("{}-{s}", if ingress { "hi" } else { "ho" });
