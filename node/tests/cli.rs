@@ -90,6 +90,9 @@ fn peer(addr: &str, remote_as: u32, state: State) -> PeerStatus {
             },
         },
         configured_hold_time: 90,
+        send_blocked: false,
+        backlog_prefixes: 0,
+        out_queue_bytes: 0,
     }
 }
 

@@ -26,7 +26,7 @@ use crate::speaker::Speaker;
 pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Which prefixes an advertisement pass looks at.
-enum Scope<'a> {
+pub(crate) enum Scope<'a> {
     /// These prefixes.
     Prefixes(&'a [Prefix]),
     /// Every prefix of the family (Loc-RIB and Adj-RIB-Out).
@@ -105,7 +105,13 @@ impl Speaker {
 
     /// Compute and send the Adj-RIB-Out difference of `peer` over `scope`. With `force`,
     /// every desired route is sent even when unchanged (route refresh).
-    fn advertise_to(&mut self, peer: IpAddr, scope: Scope<'_>, force: bool, out: &mut Vec<Output>) {
+    pub(crate) fn advertise_to(
+        &mut self,
+        peer: IpAddr,
+        scope: Scope<'_>,
+        force: bool,
+        out: &mut Vec<Output>,
+    ) {
         let Some((conn, ctx)) = self.session_of(peer) else {
             return;
         };
@@ -184,7 +190,9 @@ impl Speaker {
             .map(|(a, _)| *a)
             .collect();
         for p in peers {
-            self.advertise_to(p, Scope::Prefixes(prefixes), false, out);
+            if !self.hold_back(p, prefixes) {
+                self.advertise_to(p, Scope::Prefixes(prefixes), false, out);
+            }
         }
     }
 
@@ -202,7 +210,9 @@ impl Speaker {
             .flat_map(|x| x.ctx.families.iter().copied())
             .collect();
         for f in fams {
-            self.advertise_to(peer, Scope::Family(f), false, out);
+            if !self.hold_back_family(peer, f, false) {
+                self.advertise_to(peer, Scope::Family(f), false, out);
+            }
         }
     }
 
@@ -242,6 +252,9 @@ impl Speaker {
         family: Family,
         out: &mut Vec<Output>,
     ) {
+        if self.hold_back_family(peer, family, true) {
+            return;
+        }
         let Some(n) = self.neighbors.get_mut(&peer) else {
             return;
         };

@@ -127,6 +127,11 @@ pub struct PeerConfig {
     pub next_hop_v6: Option<Ipv6Addr>,
     /// Advertise the graceful restart capability and act as GR helper for this neighbor.
     pub graceful_restart: bool,
+    /// RFC 9687 send hold time: how long the driver's write queue towards the neighbor may
+    /// stay blocked ([`crate::Input::SendBlocked`] without a later
+    /// [`crate::Input::SendReady`]) before the session is closed. `None`: the greater of
+    /// 8 minutes and twice the negotiated hold time (no limit when that is 0).
+    pub send_hold_time: Option<Duration>,
 }
 
 impl PeerConfig {
@@ -158,6 +163,7 @@ impl PeerConfig {
             next_hop_v4: None,
             next_hop_v6: None,
             graceful_restart: false,
+            send_hold_time: None,
         }
     }
 

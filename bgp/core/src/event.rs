@@ -72,6 +72,8 @@ pub enum PeerTimer {
     Stale,
     /// A ROUTE-REFRESH for this family that came too soon after the last one served, deferred.
     RouteRefresh(brindle_bgp_wire::Family),
+    /// RFC 9687 send hold timer of one connection: armed while its write queue is blocked.
+    SendHold(ConnId),
 }
 
 /// A timer the driver arms and reports back.
@@ -149,6 +151,24 @@ pub enum Input {
     WithdrawOriginated(Prefix),
     /// Ask the neighbor to resend its routes of a family (inbound soft reset).
     RouteRefreshRequest(IpAddr, Family),
+    /// The driver's write queue of this connection went above its high-water mark (the
+    /// neighbor is not reading fast enough). Until [`Input::SendReady`], changes for the
+    /// neighbor are kept as a set of prefixes to re-evaluate, not encoded, so memory stays
+    /// bounded by the table size however much the routes churn.
+    SendBlocked {
+        /// The neighbor.
+        peer: IpAddr,
+        /// The connection.
+        conn_id: ConnId,
+    },
+    /// The write queue of this connection drained below its low-water mark: what waited is
+    /// computed from the current tables and sent.
+    SendReady {
+        /// The neighbor.
+        peer: IpAddr,
+        /// The connection.
+        conn_id: ConnId,
+    },
     /// Several inputs applied at once: the decision process and advertisement run once at
     /// the end, so many originated prefixes share few UPDATEs (e.g. all blocks at startup).
     Batch(Vec<Input>),

@@ -433,6 +433,7 @@ impl Speaker {
             PeerTimer::Hold(c),
             PeerTimer::Keepalive(c),
             PeerTimer::DelayOpen(c),
+            PeerTimer::SendHold(c),
         ] {
             self.timers.cancel(pt(addr, t), out);
         }
@@ -684,6 +685,7 @@ impl Speaker {
         n.established_at = Some(now);
         n.eor_received.clear();
         n.synced = false;
+        n.backlog = Default::default();
         let others: Vec<ConnId> = n.conns.keys().filter(|id| **id != c).copied().collect();
         tracing::info!(target: "bgp.fsm", event = "established", peer = %addr, conn = %c);
         for o in others {
@@ -710,6 +712,7 @@ impl Speaker {
         }
         n.synced = false;
         n.eor_received.clear();
+        n.backlog = Default::default();
         if let Some(o) = self.adj_out.get_mut(&addr) {
             o.clear();
         }

@@ -49,6 +49,7 @@
 //! The design is described in `docs/bgp-core.md`.
 
 pub mod advertise;
+pub mod backpressure;
 pub mod config;
 pub mod decision;
 pub mod event;

@@ -101,6 +101,21 @@ pub(crate) struct Neighbor {
     pub messages: crate::status::MessageCounters,
     /// When a ROUTE-REFRESH of each family was last served (the rate limit).
     pub refresh_served: BTreeMap<brindle_bgp_wire::Family, Instant>,
+    /// What waits while the session's write queue is blocked.
+    pub backlog: Backlog,
+}
+
+/// Advertisement work held back while the driver's write queue towards a neighbor is blocked:
+/// prefixes and families to re-evaluate against the tables when it drains (never encoded
+/// messages, so churn while blocked costs nothing more than the set).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Backlog {
+    /// The write queue is above its high-water mark.
+    pub blocked: bool,
+    /// Prefixes whose advertisement waits.
+    pub prefixes: BTreeSet<brindle_bgp_wire::Prefix>,
+    /// Families to re-evaluate whole; `true` when a ROUTE-REFRESH is to be served.
+    pub families: BTreeMap<Family, bool>,
 }
 
 impl Neighbor {
@@ -123,6 +138,7 @@ impl Neighbor {
             flaps: 0,
             messages: Default::default(),
             refresh_served: BTreeMap::new(),
+            backlog: Backlog::default(),
         }
     }
 

@@ -212,6 +212,8 @@ impl Speaker {
                 }
             }
             Input::RouteRefreshRequest(peer, family) => self.request_refresh(peer, family, out),
+            Input::SendBlocked { peer, conn_id } => self.send_blocked(peer, conn_id, now, out),
+            Input::SendReady { peer, conn_id } => self.send_ready(peer, conn_id, out),
         }
     }
 
@@ -226,6 +228,7 @@ impl Speaker {
                 PeerTimer::DelayOpen(c) => self.delay_open_expired(peer, c, now, out),
                 PeerTimer::Restart | PeerTimer::Stale => self.flush_stale(peer, None),
                 PeerTimer::RouteRefresh(f) => self.refresh_due(peer, f, out),
+                PeerTimer::SendHold(c) => self.send_hold_expired(peer, c, now, out),
             },
         }
     }

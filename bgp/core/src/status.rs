@@ -141,6 +141,13 @@ pub struct PeerStatus {
     pub messages: MessageCounters,
     /// The hold time we offer (configured), in seconds.
     pub configured_hold_time: u16,
+    /// Flow control: the session's write queue is blocked and advertisements wait.
+    pub send_blocked: bool,
+    /// Prefixes waiting in the blocked session's backlog.
+    pub backlog_prefixes: usize,
+    /// Bytes queued for the neighbor's connections but not yet taken by the kernel; the core
+    /// leaves it 0 and the driver, which owns the queues, fills it in.
+    pub out_queue_bytes: u64,
 }
 
 /// One path of a Loc-RIB entry.
@@ -298,6 +305,9 @@ impl Speaker {
             capabilities,
             stale_families: n.gr_stale.iter().copied().collect(),
             messages: n.messages,
+            send_blocked: n.backlog.blocked,
+            backlog_prefixes: n.backlog.prefixes.len(),
+            out_queue_bytes: 0,
             configured_hold_time: n.config.hold_time,
         }
     }

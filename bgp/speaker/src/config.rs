@@ -116,7 +116,13 @@ pub struct DriverConfig {
     pub originate: Vec<OriginConfig>,
     /// Graceful restart start mode.
     pub start: StartMode,
+    /// Bytes queued for one connection above which the core holds advertisements back
+    /// (flow control); it resumes once a quarter of this is left.
+    pub write_queue_high: usize,
 }
+
+/// Default [`DriverConfig::write_queue_high`]: 4 MiB, about a million IPv4 prefixes packed.
+pub const DEFAULT_WRITE_QUEUE_HIGH: usize = 4 << 20;
 
 impl DriverConfig {
     /// A configuration listening on `[::]:179` with kernel routes in the main table.
@@ -128,6 +134,7 @@ impl DriverConfig {
             neighbors: Vec::new(),
             originate: Vec::new(),
             start: StartMode::Auto,
+            write_queue_high: DEFAULT_WRITE_QUEUE_HIGH,
         }
     }
 }
@@ -194,6 +201,10 @@ pub struct FileConfig {
     /// Neighbors.
     #[serde(default)]
     pub peers: Vec<PeerFileConfig>,
+    /// Bytes queued for one connection above which advertisements are held back (default
+    /// 4 MiB).
+    #[serde(default)]
+    pub write_queue_bytes: Option<usize>,
 }
 
 fn default_listen_address() -> IpAddr {
@@ -330,6 +341,10 @@ pub struct PeerFileConfig {
     /// Max accepted prefixes.
     #[serde(default)]
     pub max_prefixes: Option<u32>,
+    /// RFC 9687 send hold time, seconds (default: the greater of 480 and twice the hold
+    /// time).
+    #[serde(default)]
+    pub send_hold_time: Option<u64>,
 }
 
 impl FileConfig {
@@ -425,6 +440,16 @@ impl FileConfig {
             }
             neighbors.push(p.into_neighbor(gr_on)?);
         }
+        let write_queue_high = match self.write_queue_bytes {
+            None => DEFAULT_WRITE_QUEUE_HIGH,
+            Some(b) if b >= 4096 => b,
+            Some(_) => {
+                return Err(Error::config(
+                    "write_queue_bytes",
+                    "at least 4096: one full-size BGP message",
+                ));
+            }
+        };
         Ok(DriverConfig {
             speaker,
             listen,
@@ -432,6 +457,7 @@ impl FileConfig {
             neighbors,
             originate,
             start,
+            write_queue_high,
         })
     }
 }
@@ -464,6 +490,10 @@ impl PeerFileConfig {
         peer.next_hop_v4 = self.next_hop_v4;
         peer.next_hop_v6 = self.next_hop_v6;
         peer.max_prefixes = self.max_prefixes;
+        match self.send_hold_time {
+            Some(0) => return Err(Error::config(field("send_hold_time"), "at least 1 second")),
+            s => peer.send_hold_time = s.map(Duration::from_secs),
+        }
         peer.graceful_restart = self.graceful_restart.unwrap_or(gr_on) && gr_on;
         if let Some(fams) = &self.families {
             let mut set = BTreeSet::new();

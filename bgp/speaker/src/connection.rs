@@ -9,6 +9,8 @@
 //! so it only takes down this neighbor's session.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use brindle_bgp_core::ConnId;
 use brindle_bgp_wire::{
@@ -34,6 +36,13 @@ pub enum ConnEvent {
         /// The decoder's verdict.
         decoded: Result<Decoded<Message>, WireError>,
     },
+    /// The write queue drained below its low-water mark after it had been blocked.
+    Drained {
+        /// The connection.
+        conn_id: ConnId,
+        /// The neighbor.
+        peer: IpAddr,
+    },
     /// The connection was closed by the neighbor, broke, or its task panicked.
     Closed {
         /// The connection.
@@ -54,6 +63,60 @@ pub enum WriteCmd {
     Close,
 }
 
+/// The bytes queued for one connection's writer, shared by the instance task (which adds) and
+/// the writer (which subtracts what the kernel took). Crossing `high` blocks the queue (the
+/// instance tells the core [`brindle_bgp_core::Input::SendBlocked`]); draining to `low`
+/// unblocks it ([`ConnEvent::Drained`]).
+#[derive(Debug)]
+pub struct WriteGauge {
+    queued: AtomicUsize,
+    blocked: AtomicBool,
+    high: usize,
+    low: usize,
+}
+
+impl WriteGauge {
+    /// A gauge with these water marks (bytes).
+    pub fn new(high: usize, low: usize) -> Self {
+        WriteGauge {
+            queued: AtomicUsize::new(0),
+            blocked: AtomicBool::new(false),
+            high,
+            low: low.min(high),
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// True while above the high-water mark and not yet drained to the low one.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Acquire)
+    }
+
+    /// Count `n` more bytes queued; true when this made the queue blocked.
+    fn add(&self, n: usize) -> bool {
+        let q = self.queued.fetch_add(n, Ordering::AcqRel) + n;
+        q > self.high
+            && self
+                .blocked
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Count `n` bytes written; true when this unblocked the queue.
+    fn sub(&self, n: usize) -> bool {
+        let q = self.queued.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
+        q <= self.low
+            && self
+                .blocked
+                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+}
+
 /// The instance task's handle on one connection.
 #[derive(Debug)]
 pub struct ConnTasks {
@@ -65,6 +128,19 @@ pub struct ConnTasks {
     pub reader: JoinHandle<()>,
     /// The writer task (awaited on shutdown so the last NOTIFICATION leaves).
     pub writer_task: JoinHandle<()>,
+    /// What is queued for the writer.
+    pub gauge: Arc<WriteGauge>,
+}
+
+impl ConnTasks {
+    /// Queue whole messages; true when the queue just went above its high-water mark.
+    pub fn write(&self, bytes: Vec<u8>) -> bool {
+        let n = bytes.len();
+        if self.writer.send(WriteCmd::Bytes(bytes)).is_err() {
+            return false;
+        }
+        self.gauge.add(n)
+    }
 }
 
 /// Spawn the reader and writer of a connection.
@@ -73,6 +149,7 @@ pub fn spawn(
     peer: IpAddr,
     conn_id: ConnId,
     events: mpsc::Sender<crate::instance::Event>,
+    gauge: Arc<WriteGauge>,
 ) -> ConnTasks {
     let (rd, wr) = stream.into_split();
     let (wtx, wrx) = mpsc::unbounded_channel();
@@ -94,8 +171,9 @@ pub fn spawn(
             }))
             .await;
     });
+    let g = gauge.clone();
     let writer_task = tokio::spawn(async move {
-        let r = std::panic::AssertUnwindSafe(write_loop(wr, wrx))
+        let r = std::panic::AssertUnwindSafe(write_loop(wr, wrx, &g, peer, conn_id, &events))
             .catch_unwind()
             .await;
         let reason = match r {
@@ -116,16 +194,27 @@ pub fn spawn(
         reader_ctx: ctx_tx,
         reader,
         writer_task,
+        gauge,
     }
 }
 
 async fn write_loop(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<WriteCmd>,
+    gauge: &WriteGauge,
+    peer: IpAddr,
+    conn_id: ConnId,
+    events: &mpsc::Sender<crate::instance::Event>,
 ) -> std::io::Result<()> {
     while let Some(cmd) = rx.recv().await {
         match cmd {
-            WriteCmd::Bytes(b) => wr.write_all(&b).await?,
+            WriteCmd::Bytes(b) => {
+                wr.write_all(&b).await?;
+                if gauge.sub(b.len()) {
+                    let e = crate::instance::Event::Conn(ConnEvent::Drained { conn_id, peer });
+                    let _ = events.send(e).await;
+                }
+            }
             WriteCmd::Close => {
                 wr.flush().await?;
                 let _ = wr.shutdown().await;

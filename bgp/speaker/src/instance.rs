@@ -40,6 +40,9 @@ use crate::handle::{Command, SpeakerHandle};
 use crate::kernel::{Kernel, KernelCmd};
 use crate::transport;
 
+/// How long a closed connection's writer may go on flushing before it is aborted.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
 /// Everything the other tasks tell the instance task.
 #[derive(Debug)]
 pub enum Event {
@@ -76,8 +79,9 @@ struct Conn {
 }
 
 impl Conn {
-    fn write(&self, bytes: Vec<u8>) {
-        let _ = self.tasks.writer.send(WriteCmd::Bytes(bytes));
+    /// Queue bytes; true when the queue just became blocked.
+    fn write(&self, bytes: Vec<u8>) -> bool {
+        self.tasks.write(bytes)
     }
 }
 
@@ -100,6 +104,11 @@ struct Instance {
     blackholes: BTreeSet<Prefix>,
     /// During shutdown kernel outputs are dropped, so routes survive for graceful restart.
     kernel_frozen: bool,
+    /// Write-queue water marks (bytes) of every connection.
+    write_queue: (usize, usize),
+    /// Connections whose write queue became blocked while outputs were performed; the core
+    /// hears of them once the outputs are done.
+    newly_blocked: Vec<(IpAddr, ConnId)>,
 }
 
 /// Start a BGP instance: open the kernel route socket, read our leftover routes, bind the
@@ -162,6 +171,8 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
         kernel: kernel_tx,
         blackholes: BTreeSet::new(),
         kernel_frozen: false,
+        write_queue: (config.write_queue_high, config.write_queue_high / 4),
+        newly_blocked: Vec::new(),
     };
     inst.perform(first);
     if !restarting {
@@ -228,6 +239,13 @@ impl Instance {
         let now = self.now();
         let out = self.speaker.step(input, now);
         self.perform(out);
+        // SendBlocked only arms a timer, so this does not recurse further.
+        for (peer, conn_id) in std::mem::take(&mut self.newly_blocked) {
+            let out = self
+                .speaker
+                .step(Input::SendBlocked { peer, conn_id }, self.now());
+            self.perform(out);
+        }
     }
 
     async fn run(mut self, mut cmds: mpsc::Receiver<Command>, mut events: mpsc::Receiver<Event>) {
@@ -304,7 +322,11 @@ impl Instance {
                 Output::Send { conn_id, msg, .. } => {
                     if let Some(c) = self.conns.get(&conn_id) {
                         match msg.encode(&c.ctx) {
-                            Ok(b) => c.write(b),
+                            Ok(b) => {
+                                if c.write(b) {
+                                    self.newly_blocked.push((c.peer, conn_id));
+                                }
+                            }
                             Err(e) => {
                                 tracing::warn!(target: "bgp.instance", event = "encode_failed", peer = %c.peer, error = %e)
                             }
@@ -312,8 +334,10 @@ impl Instance {
                     }
                 }
                 Output::SendEncoded { conn_id, bytes, .. } => {
-                    if let Some(c) = self.conns.get(&conn_id) {
-                        c.write(bytes);
+                    if let Some(c) = self.conns.get(&conn_id)
+                        && c.write(bytes)
+                    {
+                        self.newly_blocked.push((c.peer, conn_id));
                     }
                 }
                 Output::SetContext { conn_id, ctx, .. } => {
@@ -340,13 +364,30 @@ impl Instance {
         }
     }
 
+    /// Close a connection: the writer flushes what is queued, then shuts the socket down. A
+    /// writer that cannot finish within [`CLOSE_LINGER`] (a neighbor that does not read) is
+    /// aborted, which drops the socket and its queue.
     fn close_conn(&mut self, id: ConnId) {
         if let Some(c) = self.conns.remove(&id) {
             let _ = c.tasks.writer.send(WriteCmd::Close);
             c.tasks.reader.abort();
+            let abort = c.tasks.writer_task.abort_handle();
+            tokio::spawn(async move {
+                tokio::time::sleep(CLOSE_LINGER).await;
+                abort.abort();
+            });
             self.closing.retain(|h| !h.is_finished());
             self.closing.push(c.tasks.writer_task);
         }
+    }
+
+    /// Bytes queued towards `peer` on all its connections.
+    fn queued_bytes(&self, peer: IpAddr) -> u64 {
+        self.conns
+            .values()
+            .filter(|c| c.peer == peer)
+            .map(|c| c.tasks.gauge.queued() as u64)
+            .sum()
     }
 
     fn register(&mut self, peer: IpAddr, stream: TcpStream, direction: Direction) {
@@ -363,7 +404,11 @@ impl Instance {
         let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
         let conn_id = ConnId(self.next_conn);
         self.next_conn += 1;
-        let tasks = connection::spawn(stream, peer, conn_id, self.events.clone());
+        let gauge = Arc::new(connection::WriteGauge::new(
+            self.write_queue.0,
+            self.write_queue.1,
+        ));
+        let tasks = connection::spawn(stream, peer, conn_id, self.events.clone(), gauge);
         self.conns.insert(
             conn_id,
             Conn {
@@ -407,6 +452,11 @@ impl Instance {
                             error,
                         })
                     }
+                }
+            }
+            Event::Conn(ConnEvent::Drained { conn_id, peer }) => {
+                if self.conns.contains_key(&conn_id) {
+                    self.step(Input::SendReady { peer, conn_id });
                 }
             }
             Event::Conn(ConnEvent::Closed {
@@ -547,10 +597,18 @@ impl Instance {
             }
             Command::RouteRefresh(a, f) => self.step(Input::RouteRefreshRequest(a, f)),
             Command::Peers(r) => {
-                let _ = r.send(self.speaker.peers());
+                let mut v = self.speaker.peers();
+                for p in &mut v {
+                    p.out_queue_bytes = self.queued_bytes(p.address);
+                }
+                let _ = r.send(v);
             }
             Command::Peer(a, r) => {
-                let _ = r.send(self.speaker.peer_status(a));
+                let mut p = self.speaker.peer_status(a);
+                if let Some(p) = &mut p {
+                    p.out_queue_bytes = self.queued_bytes(a);
+                }
+                let _ = r.send(p);
             }
             Command::Routes(r) => {
                 let _ = r.send(self.speaker.routes());

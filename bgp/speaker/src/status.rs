@@ -43,6 +43,15 @@ pub struct PeerView {
     pub hold_time: Option<u16>,
     /// Families held stale by the GR helper.
     pub stale_families: Vec<String>,
+    /// Flow control: the write queue is blocked and advertisements wait.
+    #[serde(default)]
+    pub send_blocked: bool,
+    /// Prefixes waiting while blocked.
+    #[serde(default)]
+    pub backlog_prefixes: usize,
+    /// Bytes queued for the neighbor, not yet taken by the kernel.
+    #[serde(default)]
+    pub out_queue_bytes: u64,
 }
 
 /// One Loc-RIB path.
@@ -96,6 +105,9 @@ impl From<&PeerStatus> for PeerView {
                 .collect(),
             hold_time: p.capabilities.as_ref().map(|c| c.hold_time),
             stale_families: p.stale_families.iter().map(|f| f.to_string()).collect(),
+            send_blocked: p.send_blocked,
+            backlog_prefixes: p.backlog_prefixes,
+            out_queue_bytes: p.out_queue_bytes,
         }
     }
 }
