@@ -106,6 +106,8 @@ struct Instance {
     kernel_frozen: bool,
     /// Write-queue water marks (bytes) of every connection.
     write_queue: (usize, usize),
+    /// The GTSM minimum TTL set on the listener.
+    listener_min_ttl: u8,
     /// Connections whose write queue became blocked while outputs were performed; the core
     /// hears of them once the outputs are done.
     newly_blocked: Vec<(IpAddr, ConnId)>,
@@ -173,6 +175,7 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
         kernel_frozen: false,
         write_queue: (config.write_queue_high, config.write_queue_high / 4),
         newly_blocked: Vec::new(),
+        listener_min_ttl: 0,
     };
     inst.perform(first);
     if !restarting {
@@ -192,6 +195,7 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
         batch.push(Input::Originate(o.prefix, o.attrs));
     }
     inst.step(Input::Batch(batch));
+    inst.listener_gtsm()?;
     if let Some(l) = listener {
         inst.accept_task = Some(tokio::spawn(accept_loop(l, events_tx)));
     }
@@ -518,6 +522,25 @@ impl Instance {
         v.push(h);
     }
 
+    /// Keep the listener's minimum TTL at the least strict neighbor's GTSM minimum.
+    fn listener_gtsm(&mut self) -> Result<(), Error> {
+        let Some(l) = &self.listener else {
+            return Ok(());
+        };
+        let local_as = self.speaker.config().local_as;
+        let min = transport::listener_min_ttl(
+            self.neighbors
+                .values()
+                .map(|n| (&n.transport, n.peer.remote_as != local_as)),
+        );
+        if min != self.listener_min_ttl {
+            transport::set_listener_min_ttl(l, min)?;
+            tracing::info!(target: "bgp.instance", event = "listener_min_ttl", min_ttl = min);
+            self.listener_min_ttl = min;
+        }
+        Ok(())
+    }
+
     /// Set the listener's MD5 key for a neighbor (`old` = its previous settings).
     fn set_transport(&self, n: &NeighborConfig, old: Option<&NeighborConfig>) -> Result<(), Error> {
         let Some(l) = &self.listener else {
@@ -538,9 +561,10 @@ impl Instance {
                 let r = if self.neighbors.contains_key(&addr) {
                     Err(Error::config(format!("peer {addr}"), "already exists"))
                 } else {
-                    self.set_transport(&n, None).map(|()| {
+                    self.set_transport(&n, None).and_then(|()| {
                         self.step(Input::AddPeer(n.peer.clone()));
                         self.neighbors.insert(addr, n);
+                        self.listener_gtsm()
                     })
                 };
                 let _ = reply.send(r);
@@ -560,6 +584,7 @@ impl Instance {
                         self.step(Input::Batch(batch));
                     }),
                 };
+                let r = r.and_then(|()| self.listener_gtsm());
                 let _ = reply.send(r);
             }
             Command::RemovePeer(addr, reply) => {
@@ -574,6 +599,7 @@ impl Instance {
                             (Some(l), true) => transport::listener_md5(l, addr, None),
                             _ => Ok(()),
                         }
+                        .and_then(|()| self.listener_gtsm())
                     }
                 };
                 let _ = reply.send(r);

@@ -129,6 +129,17 @@ pub fn set_min_ttl(sock: &impl AsFd, peer: IpAddr, min: u8) -> io::Result<()> {
     }
 }
 
+/// The minimum TTL and hop limit for segments from anyone (a listener serving IPv4 and IPv6
+/// neighbors): on an IPv6 socket both options are set, on an IPv4 socket the IPv4 one.
+pub fn set_min_ttl_all(sock: &impl AsFd, min: u8) -> io::Result<()> {
+    let v = libc::c_int::from(min);
+    let fd = sock.as_fd().as_raw_fd();
+    if is_v6_socket(sock) {
+        setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT, &v)?;
+    }
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_MINTTL, &v)
+}
+
 /// The outgoing TTL / hop limit of every segment.
 pub fn set_ttl(sock: &impl AsFd, ttl: u8) -> io::Result<()> {
     let s = socket2::SockRef::from(sock);
@@ -159,10 +170,12 @@ mod tests {
         set_md5_key(&l4, "127.0.0.2".parse().expect("addr"), None).expect("md5 delete");
         set_min_ttl(&l4, "127.0.0.2".parse().expect("addr"), 255).expect("minttl v4");
         set_ttl(&l4, 255).expect("ttl v4");
+        set_min_ttl_all(&l4, 0).expect("minttl all v4");
         if let Ok(l6) = std::net::TcpListener::bind("[::1]:0") {
             set_md5_key(&l6, "::2".parse().expect("addr"), Some(b"secret")).expect("md5 v6");
             set_md5_key(&l6, "127.0.0.2".parse().expect("addr"), Some(b"x")).expect("mapped");
             set_min_ttl(&l6, "::2".parse().expect("addr"), 254).expect("minhop v6");
+            set_min_ttl_all(&l6, 255).expect("minttl all v6");
         }
     }
 }

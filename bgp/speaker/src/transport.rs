@@ -64,6 +64,25 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
     sock.listen(128).map_err(err)
 }
 
+/// The GTSM minimum TTL for the listener: the least strict of every neighbor's (0, none,
+/// when any neighbor is without GTSM or there are none). Linux checks a listening socket's
+/// minimum on the SYN, so when every neighbor uses GTSM a spoofed far-away SYN never gets a
+/// handshake; accepted connections then get their own neighbor's minimum.
+pub fn listener_min_ttl<'a>(
+    neighbors: impl IntoIterator<Item = (&'a TransportConfig, bool)>,
+) -> u8 {
+    neighbors
+        .into_iter()
+        .map(|(t, ebgp)| ttl_policy(t, ebgp).1.unwrap_or(0))
+        .min()
+        .unwrap_or(0)
+}
+
+/// Set the listener's minimum TTL / hop limit (0 = none).
+pub fn set_listener_min_ttl(l: &TcpListener, min: u8) -> Result<(), Error> {
+    sockopt::set_min_ttl_all(l, min).map_err(sock_err("set IP_MINTTL on listener", None))
+}
+
 /// Set or clear the MD5 key for `peer` on the listener.
 pub fn listener_md5(l: &TcpListener, peer: IpAddr, password: Option<&str>) -> Result<(), Error> {
     sockopt::set_md5_key(l, peer, password.map(str::as_bytes))
@@ -122,5 +141,22 @@ mod tests {
         assert_eq!(ttl_policy(&t, true), (Some(255), Some(255)));
         t.ttl_security = Some(2);
         assert_eq!(ttl_policy(&t, false), (Some(255), Some(254)));
+    }
+
+    #[test]
+    fn listener_minimum_is_the_least_strict_neighbor() {
+        let gtsm1 = TransportConfig {
+            ttl_security: Some(1),
+            ..Default::default()
+        };
+        let gtsm3 = TransportConfig {
+            ttl_security: Some(3),
+            ..Default::default()
+        };
+        let plain = TransportConfig::default();
+        assert_eq!(listener_min_ttl([]), 0);
+        assert_eq!(listener_min_ttl([(&gtsm1, true)]), 255);
+        assert_eq!(listener_min_ttl([(&gtsm1, true), (&gtsm3, false)]), 253);
+        assert_eq!(listener_min_ttl([(&gtsm1, true), (&plain, true)]), 0);
     }
 }

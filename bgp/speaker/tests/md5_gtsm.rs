@@ -138,4 +138,24 @@ peers:
         !lab.birdc("plain", "show protocols b4")
             .contains("Established")
     );
+    // Every neighbor uses GTSM, so the listener itself drops a SYN that arrives with a TTL
+    // below 255: no handshake at all. With TTL 255 the handshake completes.
+    let connect_with_ttl = |ttl: u32| {
+        in_netns(&r2, move || {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .expect("socket");
+            s.set_ttl_v4(ttl).expect("ttl");
+            let addr: std::net::SocketAddr = "198.18.10.1:179".parse().expect("addr");
+            s.connect_timeout(&addr.into(), std::time::Duration::from_secs(2))
+                .map_err(|e| e.kind())
+        })
+        .join()
+        .expect("connect thread")
+    };
+    assert_eq!(
+        connect_with_ttl(64),
+        Err(std::io::ErrorKind::TimedOut),
+        "a TTL-64 SYN must not get a handshake"
+    );
+    assert_eq!(connect_with_ttl(255), Ok(()));
 }
