@@ -345,6 +345,18 @@ pub struct PeerFileConfig {
     /// time).
     #[serde(default)]
     pub send_hold_time: Option<u64>,
+    /// Accept routes whose AS_PATH holds our AS up to this many times.
+    #[serde(default)]
+    pub allow_as_in: u8,
+    /// Keep the original next hop towards this eBGP neighbor.
+    #[serde(default)]
+    pub keep_original_next_hop: bool,
+    /// Import rules (BGPFilter spelling), first match wins, default accept.
+    #[serde(default)]
+    pub import: Vec<crate::file_filter::FilterFileRule>,
+    /// Export rules (BGPFilter spelling), first match wins, default accept.
+    #[serde(default)]
+    pub export: Vec<crate::file_filter::FilterFileRule>,
 }
 
 impl FileConfig {
@@ -490,6 +502,10 @@ impl PeerFileConfig {
         peer.next_hop_v4 = self.next_hop_v4;
         peer.next_hop_v6 = self.next_hop_v6;
         peer.max_prefixes = self.max_prefixes;
+        peer.allow_as_in = self.allow_as_in;
+        peer.keep_original_next_hop = self.keep_original_next_hop;
+        peer.import = crate::file_filter::rules(&self.import, &field("import"))?;
+        peer.export = crate::file_filter::rules(&self.export, &field("export"))?;
         match self.send_hold_time {
             Some(0) => return Err(Error::config(field("send_hold_time"), "at least 1 second")),
             s => peer.send_hold_time = s.map(Duration::from_secs),
@@ -604,6 +620,54 @@ peers:
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(e.contains("host bits"), "{e}");
+    }
+
+    #[test]
+    fn peer_filters_parse_and_errors_name_the_rule() {
+        use brindle_bgp_core::{FilterAction, FilterRule, MatchOperator};
+        let base = "local_as: 1\nrouter_id: 198.18.0.1\npeers:\n  - address: 198.18.0.2\n    remote_as: 2\n";
+        let d = FileConfig::from_yaml(&format!(
+            "{base}    allow_as_in: 1\n    import:\n      - {{ action: Reject, matchOperator: In, cidr: 198.20.0.0/16 }}\n      - {{ action: Accept, cidr: 198.19.0.0/16, prefixLength: {{ min: 24, max: 28 }} }}\n      - {{ action: Reject }}\n    export:\n      - {{ action: reject, matchOperator: Equal, cidr: 198.18.101.0/24 }}\n"
+        ))
+        .and_then(FileConfig::into_driver)
+        .expect("valid");
+        let p = &d.neighbors[0].peer;
+        assert_eq!(p.allow_as_in, 1);
+        let pf = |s: &str| parse_prefix(s).expect("prefix");
+        assert_eq!(
+            p.import,
+            vec![
+                FilterRule::cidr(FilterAction::Reject, pf("198.20.0.0/16"), MatchOperator::In),
+                FilterRule::cidr(FilterAction::Accept, pf("198.19.0.0/16"), MatchOperator::In)
+                    .with_len(Some(24), Some(28)),
+                FilterRule::any(FilterAction::Reject),
+            ]
+        );
+        assert_eq!(
+            p.export,
+            vec![FilterRule::cidr(
+                FilterAction::Reject,
+                pf("198.18.101.0/24"),
+                MatchOperator::Equal
+            )]
+        );
+        let err = |rules: &str| {
+            FileConfig::from_yaml(&format!("{base}    import:\n{rules}"))
+                .and_then(FileConfig::into_driver)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let e = err("      - { action: Accept }\n      - { action: Drop }\n");
+        assert!(e.contains("peers[198.18.0.2].import[1].action"), "{e}");
+        let e = err("      - { action: Accept, matchOperator: Inside, cidr: 10.0.0.0/8 }\n");
+        assert!(e.contains("import[0].matchOperator"), "{e}");
+        let e = err("      - { action: Accept, matchOperator: NotIn }\n");
+        assert!(e.contains("needs a cidr"), "{e}");
+        let e = err("      - { action: Accept, cidr: 10.0.0.0/8, prefixLength: { max: 33 } }\n");
+        assert!(e.contains("import[0].prefixLength.max"), "{e}");
+        let e = err("      - { action: Accept, prefixLength: { min: 28, max: 24 } }\n");
+        assert!(e.contains("min is greater than max"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod fib_stats;
+pub mod file_filter;
 pub mod handle;
 pub mod instance;
 pub mod kernel;
