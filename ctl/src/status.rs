@@ -388,6 +388,9 @@ pub async fn routes(
                     if p.stale {
                         flags.push("stale");
                     }
+                    if p.nexthop_unreachable {
+                        flags.push("nexthop-unreachable");
+                    }
                     let fib = if adj {
                         match (q.adj.as_ref().is_some_and(|a| a.1), p.rejected.as_str()) {
                             (false, _) => String::new(),
@@ -441,7 +444,7 @@ pub async fn routes(
                     "fibExcluded": r.fib_excluded,
                     "paths": r.paths.iter().map(|p| serde_json::json!({"source": p.source, "nextHop": p.next_hop,
                         "asPath": p.as_path, "localPref": p.local_pref, "med": p.med, "communities": p.communities,
-                        "largeCommunities": p.large_communities, "best": p.best, "multipath": p.multipath, "stale": p.stale,
+                        "largeCommunities": p.large_communities, "best": p.best, "multipath": p.multipath, "stale": p.stale, "nexthopUnreachable": p.nexthop_unreachable,
                         "rejected": p.rejected, "ageSeconds": p.age_seconds})).collect::<Vec<_>>()}))
                 .collect();
             print_value(&v, fmt, out)?;

@@ -355,6 +355,7 @@ pub fn routes_msg(
                         best: p.best,
                         multipath: p.multipath,
                         stale: p.stale,
+                        nexthop_unreachable: p.nexthop_unreachable,
                         age_seconds: st
                             .speaker
                             .as_ref()

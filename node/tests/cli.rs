@@ -139,6 +139,7 @@ fn fixed_status() -> NodeStatus {
             multipath: false,
             stale: false,
             since: CoreInstant::ZERO,
+            nexthop_unreachable: false,
         }],
     };
     let ebgp_route = RouteStatus {
@@ -156,6 +157,7 @@ fn fixed_status() -> NodeStatus {
             multipath: false,
             stale: true,
             since: CoreInstant::ZERO,
+            nexthop_unreachable: false,
         }],
     };
     let state = |status: PeerStatus, since: u64| PeerState {

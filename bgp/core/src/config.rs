@@ -32,6 +32,10 @@ pub struct SpeakerConfig {
     pub idle_hold_initial: Duration,
     /// Upper bound of the IdleHold backoff.
     pub idle_hold_max: Duration,
+    /// RFC 4271 §9.1.2.1: learned paths take part in the decision process only once the
+    /// driver reports their next hop reachable (see [`crate::nexthop`]). Off: every next hop
+    /// counts as reachable.
+    pub nexthop_tracking: bool,
 }
 
 impl SpeakerConfig {
@@ -47,6 +51,7 @@ impl SpeakerConfig {
             graceful_restart: None,
             idle_hold_initial: Duration::from_secs(5),
             idle_hold_max: Duration::from_secs(120),
+            nexthop_tracking: false,
         }
     }
 

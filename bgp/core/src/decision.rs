@@ -133,8 +133,21 @@ pub struct Selection {
 /// rule is not transitive, the best path is found by comparing each candidate in turn with
 /// the best so far, in the order given.
 pub fn select(paths: &[Path], opts: &DecisionOptions) -> Selection {
+    select_eligible(paths, opts, |_| true)
+}
+
+/// [`select`] over the paths `eligible` accepts only (RFC 4271 §9.1.2.1: a path whose next
+/// hop does not resolve takes no part).
+pub fn select_eligible(
+    paths: &[Path],
+    opts: &DecisionOptions,
+    eligible: impl Fn(&Path) -> bool,
+) -> Selection {
     let mut best: Option<usize> = None;
     for (i, p) in paths.iter().enumerate() {
+        if !eligible(p) {
+            continue;
+        }
         best = match best {
             Some(b) if compare(p, &paths[b], opts).0 != Ordering::Less => Some(b),
             _ => Some(i),
@@ -150,7 +163,7 @@ pub fn select(paths: &[Path], opts: &DecisionOptions) -> Selection {
             if multipath.len() >= usize::from(opts.max_paths) {
                 break;
             }
-            if i == b || p.source == RouteSource::Local {
+            if i == b || p.source == RouteSource::Local || !eligible(p) {
                 continue;
             }
             let equal = compare_upto_ibgp(p, bp, opts).is_none();

@@ -169,6 +169,17 @@ pub enum Input {
         /// The connection.
         conn_id: ConnId,
     },
+    /// The driver's answer for a next hop asked for with [`Output::TrackNexthop`]: reported
+    /// once, then whenever it changes.
+    NexthopReachability {
+        /// The next hop.
+        addr: IpAddr,
+        /// It resolves through a route of the kernel (not one of ours).
+        reachable: bool,
+        /// The resolving route's gateways (empty: directly connected); kernel routes with
+        /// this next hop are installed through them.
+        via: Vec<IpAddr>,
+    },
     /// Several inputs applied at once: the decision process and advertisement run once at
     /// the end, so many originated prefixes share few UPDATEs (e.g. all blocks at startup).
     Batch(Vec<Input>),
@@ -248,6 +259,11 @@ pub enum Output {
     /// output are the complete table, so the driver may now remove kernel routes of ours
     /// that were left over from before the restart.
     RibSynced,
+    /// Resolve this next hop and report it with [`Input::NexthopReachability`], now and
+    /// whenever the answer changes.
+    TrackNexthop(IpAddr),
+    /// Stop tracking this next hop.
+    UntrackNexthop(IpAddr),
     /// A neighbor's session state changed.
     PeerStateChanged {
         /// The neighbor.

@@ -58,6 +58,7 @@ pub mod graceful;
 pub mod inbound;
 pub mod negotiate;
 pub mod neighbor;
+pub mod nexthop;
 pub mod policy;
 pub mod reflector;
 pub mod rib;

@@ -46,6 +46,8 @@ pub struct Speaker {
     pub(crate) pending_synced: bool,
     /// The time of the input being handled (set by `step`), for the age of paths.
     pub(crate) clock: Instant,
+    /// Next-hop reachability as the driver reported it.
+    pub(crate) nexthops: crate::nexthop::Nexthops,
 }
 
 impl Speaker {
@@ -65,6 +67,7 @@ impl Speaker {
             restarting: false,
             pending_synced: false,
             clock: Instant::ZERO,
+            nexthops: Default::default(),
         }
     }
 
@@ -214,6 +217,11 @@ impl Speaker {
             Input::RouteRefreshRequest(peer, family) => self.request_refresh(peer, family, out),
             Input::SendBlocked { peer, conn_id } => self.send_blocked(peer, conn_id, now, out),
             Input::SendReady { peer, conn_id } => self.send_ready(peer, conn_id, out),
+            Input::NexthopReachability {
+                addr,
+                reachable,
+                via,
+            } => self.nexthop_reported(addr, crate::nexthop::Resolution { reachable, via }, out),
         }
     }
 
@@ -260,7 +268,12 @@ impl Speaker {
     fn finish(&mut self, now: Instant, out: &mut Vec<Output>) {
         if !self.deferring {
             let opts = self.decision_options();
-            let changed = self.loc.decide(&opts);
+            self.track_new_nexthops(out);
+            let tracking = self.config.nexthop_tracking;
+            let nh = &self.nexthops;
+            let changed = self
+                .loc
+                .decide(&opts, |p| crate::nexthop::eligible(tracking, nh, p));
             self.sync_kernel(&changed, out);
             if std::mem::take(&mut self.pending_synced) {
                 out.push(Output::RibSynced);
@@ -280,7 +293,14 @@ impl Speaker {
                     return None;
                 }
                 let mut nh = Vec::with_capacity(d.selection.multipath.len());
-                nh.extend(d.multipath().filter_map(|x| x.attrs.next_hop));
+                if self.config.nexthop_tracking {
+                    // Recursive next hops are installed through their resolving gateways.
+                    for a in d.multipath().filter_map(|x| x.attrs.next_hop) {
+                        nh.extend(self.nexthops.install_via(a));
+                    }
+                } else {
+                    nh.extend(d.multipath().filter_map(|x| x.attrs.next_hop));
+                }
                 nh.sort();
                 nh.dedup();
                 (!nh.is_empty()).then_some(nh)

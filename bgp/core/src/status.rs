@@ -169,6 +169,9 @@ pub struct PathStatus {
     pub stale: bool,
     /// When it was learned or last changed (the speaker's clock).
     pub since: Instant,
+    /// Excluded from the decision process because its next hop is not known reachable
+    /// (RFC 4271 §9.1.2.1; only with next-hop tracking on).
+    pub nexthop_unreachable: bool,
 }
 
 /// One Loc-RIB entry.
@@ -338,6 +341,11 @@ impl Speaker {
                 multipath: d.selection.multipath.len() > 1 && d.selection.multipath.contains(&i),
                 stale: p.stale,
                 since: p.since,
+                nexthop_unreachable: !crate::nexthop::eligible(
+                    self.config.nexthop_tracking,
+                    &self.nexthops,
+                    p,
+                ),
             })
             .collect();
         Some(RouteStatus {

@@ -38,6 +38,7 @@ use crate::connection::{self, ConnEvent, ConnTasks, WriteCmd};
 use crate::error::Error;
 use crate::handle::{Command, SpeakerHandle};
 use crate::kernel::{Kernel, KernelCmd};
+use crate::nexthop::{NhCmd, Tracker};
 use crate::transport;
 
 /// How long a closed connection's writer may go on flushing before it is aborted.
@@ -61,6 +62,15 @@ pub enum Event {
         peer: IpAddr,
         /// Why.
         reason: String,
+    },
+    /// The next-hop tracker's answer.
+    Nexthop {
+        /// The next hop.
+        addr: IpAddr,
+        /// Reachable through a route that is not ours.
+        reachable: bool,
+        /// That route's gateways (empty: directly connected).
+        via: Vec<IpAddr>,
     },
     /// The listener accepted a connection.
     Accepted {
@@ -101,6 +111,8 @@ struct Instance {
     accept_task: Option<JoinHandle<()>>,
     events: mpsc::Sender<Event>,
     kernel: Option<mpsc::UnboundedSender<KernelCmd>>,
+    /// The next-hop tracker (with kernel routes on).
+    nexthop: Option<mpsc::UnboundedSender<NhCmd>>,
     blackholes: BTreeSet<Prefix>,
     /// During shutdown kernel outputs are dropped, so routes survive for graceful restart.
     kernel_frozen: bool,
@@ -143,10 +155,22 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
     });
     let (events_tx, events_rx) = mpsc::channel(1024);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
-    let (speaker, first) = if restarting {
-        Speaker::new_restarting(config.speaker.clone(), CoreInstant::ZERO)
+    // With kernel routes, next hops are resolved through the kernel's routes (RFC 4271
+    // §9.1.2.1); without, every next hop counts as reachable.
+    let nexthop = if config.kernel.enabled {
+        let t = Tracker::open(config.kernel.clone(), events_tx.clone(), kernel_tx.clone())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(t.run(rx));
+        Some(tx)
     } else {
-        (Speaker::new(config.speaker.clone()), Vec::new())
+        None
+    };
+    let mut speaker_config = config.speaker.clone();
+    speaker_config.nexthop_tracking = nexthop.is_some();
+    let (speaker, first) = if restarting {
+        Speaker::new_restarting(speaker_config, CoreInstant::ZERO)
+    } else {
+        (Speaker::new(speaker_config), Vec::new())
     };
     tracing::info!(
         target: "bgp.instance",
@@ -171,6 +195,7 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
         accept_task: None,
         events: events_tx.clone(),
         kernel: kernel_tx,
+        nexthop,
         blackholes: BTreeSet::new(),
         kernel_frozen: false,
         write_queue: (config.write_queue_high, config.write_queue_high / 4),
@@ -361,6 +386,16 @@ impl Instance {
                     tracing::info!(target: "bgp.instance", event = "rib_synced");
                     self.kernel_cmd(KernelCmd::Synced)
                 }
+                Output::TrackNexthop(a) => {
+                    if let Some(t) = &self.nexthop {
+                        let _ = t.send(NhCmd::Track(a));
+                    }
+                }
+                Output::UntrackNexthop(a) => {
+                    if let Some(t) = &self.nexthop {
+                        let _ = t.send(NhCmd::Untrack(a));
+                    }
+                }
                 Output::PeerStateChanged { peer, old, new } => {
                     tracing::info!(target: "bgp.instance", event = "peer_state", peer = %peer, old = %old, new = %new);
                 }
@@ -473,6 +508,17 @@ impl Instance {
                     self.close_conn(conn_id);
                     self.step(Input::TcpClosed { peer, conn_id });
                 }
+            }
+            Event::Nexthop {
+                addr,
+                reachable,
+                via,
+            } => {
+                self.step(Input::NexthopReachability {
+                    addr,
+                    reachable,
+                    via,
+                });
             }
             Event::Connected { peer, stream } => {
                 self.register(peer, stream, Direction::Active);

@@ -9,8 +9,9 @@
 //! metric; deleting always names our protocol, so the kernel refuses to delete anything else.
 //! Deleting a route that is already gone is success.
 //!
-//! Every [`RESYNC`] the task reads our routes back and puts back any that someone deleted (a
-//! route of another protocol that took the place stays, reported as a conflict).
+//! Every [`RESYNC`], and soon after the route monitor ([`crate::nexthop`]) saw one of our routes
+//! deleted, the task reads our routes back and puts back any that someone deleted (a route of
+//! another protocol that took the place stays, reported as a conflict).
 //!
 //! Graceful restart: at startup the task reads the routes of ours already in the table and
 //! leaves them alone (forwarding continues while we restart) until [`KernelCmd::Synced`]; it
@@ -51,6 +52,9 @@ pub enum KernelCmd {
     Flush(oneshot::Sender<()>),
     /// Learned routes within these prefixes stay out of the kernel from now on.
     Exclude(Vec<Prefix>),
+    /// Compare with the kernel now and put back what someone deleted (the route monitor saw
+    /// one of our routes go).
+    Resync,
 }
 
 fn nl_err(what: &'static str) -> impl Fn(rtnetlink::Error) -> Error {
@@ -455,6 +459,7 @@ impl Kernel {
                 let _ = reply.send(self.read().await.map_err(|e| e.to_string()));
                 Ok(())
             }
+            KernelCmd::Resync => self.resync().await,
             KernelCmd::Flush(done) => {
                 let r = self.flush().await;
                 let _ = done.send(());

@@ -22,6 +22,7 @@ pub mod file_filter;
 pub mod handle;
 pub mod instance;
 pub mod kernel;
+pub mod nexthop;
 pub mod sockopt;
 pub mod status;
 pub mod transport;

@@ -71,6 +71,9 @@ pub struct PathView {
     pub multipath: bool,
     /// Held stale by graceful restart.
     pub stale: bool,
+    /// Not a candidate: its next hop does not resolve (RFC 4271 §9.1.2.1).
+    #[serde(default)]
+    pub nexthop_unreachable: bool,
 }
 
 /// One Loc-RIB entry.
@@ -136,6 +139,7 @@ impl From<&RouteStatus> for RouteView {
                     best: p.best,
                     multipath: p.multipath,
                     stale: p.stale,
+                    nexthop_unreachable: p.nexthop_unreachable,
                 })
                 .collect(),
         }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use brindle_bgp_wire::Prefix;
 
-use crate::decision::{DecisionOptions, Selection, select};
+use crate::decision::{DecisionOptions, Selection, select_eligible};
 use crate::route::{Path, RouteSource};
 
 /// The paths of one prefix and the current selection.
@@ -96,6 +96,18 @@ impl LocRib {
         self.dests.iter()
     }
 
+    /// The prefixes awaiting the decision process.
+    pub fn dirty(&self) -> impl Iterator<Item = &Prefix> {
+        self.dirty.iter()
+    }
+
+    /// Make `prefix` await the decision process again.
+    pub fn mark_dirty(&mut self, prefix: Prefix) {
+        if self.dests.contains_key(&prefix) {
+            self.dirty.insert(prefix);
+        }
+    }
+
     /// True when some prefix awaits the decision process.
     pub fn has_dirty(&self) -> bool {
         !self.dirty.is_empty()
@@ -103,12 +115,17 @@ impl LocRib {
 
     /// Run the decision process over the dirty prefixes; returns them in order. Destinations
     /// left without paths are dropped.
-    pub fn decide(&mut self, opts: &DecisionOptions) -> Vec<Prefix> {
+    /// Only paths `eligible` accepts take part.
+    pub fn decide(
+        &mut self,
+        opts: &DecisionOptions,
+        eligible: impl Fn(&Path) -> bool,
+    ) -> Vec<Prefix> {
         let dirty = std::mem::take(&mut self.dirty);
         for p in &dirty {
             let empty = match self.dests.get_mut(p) {
                 Some(d) => {
-                    d.selection = select(&d.paths, opts);
+                    d.selection = select_eligible(&d.paths, opts, &eligible);
                     d.paths.is_empty()
                 }
                 None => false,

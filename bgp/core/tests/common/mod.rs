@@ -331,7 +331,10 @@ impl Net {
                 Output::RemoveRoute { prefix } => {
                     self.nodes[i].kernel.remove(&prefix);
                 }
-                Output::RibSynced | Output::PeerStateChanged { .. } => {}
+                Output::RibSynced
+                | Output::PeerStateChanged { .. }
+                | Output::TrackNexthop(_)
+                | Output::UntrackNexthop(_) => {}
             }
         }
     }
