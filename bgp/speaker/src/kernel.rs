@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use brindle_bgp_wire::Prefix;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -34,6 +34,22 @@ use crate::error::Error;
 
 /// How often the kernel task compares its routes with the kernel's and puts back deleted ones.
 pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(10);
+/// Route commands taken from the queue at once; their netlink requests are in flight together.
+pub const BATCH: usize = 1024;
+/// Netlink requests in flight at once.
+pub const IN_FLIGHT: usize = 128;
+/// First retry of a failed route write; doubled per failure up to [`RETRY_MAX`].
+pub const RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between retries of a failed route write.
+pub const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The wait before retry number `attempt` (1 = the first) of a failed write.
+pub fn retry_delay(attempt: u32) -> std::time::Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1).min(16))
+        .unwrap_or(u32::MAX);
+    RETRY_FIRST.saturating_mul(factor).min(RETRY_MAX)
+}
 
 /// What the kernel task does.
 #[derive(Debug)]
@@ -55,6 +71,74 @@ pub enum KernelCmd {
     /// Compare with the kernel now and put back what someone deleted (the route monitor saw
     /// one of our routes go).
     Resync,
+    /// Another protocol's route for this prefix was deleted: if it held the prefix against
+    /// ours (a conflict), try ours now.
+    Vacated(Prefix),
+}
+
+/// One netlink request of a batch.
+#[derive(Debug)]
+enum Op {
+    /// Create (or with `replace`, replace) a route.
+    Write { msg: RouteMessage, replace: bool },
+    /// Delete our route (repeated for IPv6 siblings until none is left).
+    Delete(RouteMessage),
+}
+
+/// What a batch entry was for, to settle its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Install,
+    Blackhole,
+    Delete,
+}
+
+async fn execute(handle: Handle, op: Op) -> Result<(), rtnetlink::Error> {
+    match op {
+        Op::Write { msg, replace } => {
+            let req = handle.route().add(msg);
+            if replace {
+                req.replace().execute().await
+            } else {
+                req.execute().await
+            }
+        }
+        Op::Delete(msg) => {
+            for _ in 0..32 {
+                match handle.route().del(msg.clone()).execute().await {
+                    Ok(()) => {}
+                    Err(e) if errno(&e) == Some(libc::ESRCH) || errno(&e) == Some(libc::ENOENT) => {
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The destination of a route message.
+pub fn route_prefix(m: &RouteMessage) -> Option<Prefix> {
+    let len = m.header.destination_prefix_length;
+    let dst = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(d) => Some(d.clone()),
+        _ => None,
+    });
+    match (m.header.address_family, dst) {
+        (AddressFamily::Inet, Some(RouteAddress::Inet(a))) => Prefix::v4(a, len),
+        (AddressFamily::Inet6, Some(RouteAddress::Inet6(a))) => Prefix::v6(a, len),
+        (AddressFamily::Inet, None) => Prefix::v4(Ipv4Addr::UNSPECIFIED, len),
+        (AddressFamily::Inet6, None) => Prefix::v6(Ipv6Addr::UNSPECIFIED, len),
+        _ => None,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn nl_err(what: &'static str) -> impl Fn(rtnetlink::Error) -> Error {
@@ -93,6 +177,8 @@ pub struct Kernel {
     exclude: Vec<Prefix>,
     /// Counters for metrics.
     stats: std::sync::Arc<crate::fib_stats::FibStats>,
+    /// Failed writes: attempts so far and when to try again.
+    retry: std::collections::BTreeMap<Prefix, (u32, tokio::time::Instant)>,
 }
 
 /// Whether `outer` contains `inner` (same family, shorter or equal, same leading bits).
@@ -128,6 +214,7 @@ impl Kernel {
             wanted: Default::default(),
             exclude: Vec::new(),
             stats: Default::default(),
+            retry: Default::default(),
         };
         let ours = k.ours().await?;
         k.owned = ours.clone();
@@ -230,18 +317,7 @@ impl Kernel {
         if metric != self.cfg.metric {
             return None;
         }
-        let len = m.header.destination_prefix_length;
-        let dst = m.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Destination(d) => Some(d.clone()),
-            _ => None,
-        });
-        match (m.header.address_family, dst) {
-            (AddressFamily::Inet, Some(RouteAddress::Inet(a))) => Prefix::v4(a, len),
-            (AddressFamily::Inet6, Some(RouteAddress::Inet6(a))) => Prefix::v6(a, len),
-            (AddressFamily::Inet, None) => Prefix::v4(Ipv4Addr::UNSPECIFIED, len),
-            (AddressFamily::Inet6, None) => Prefix::v6(Ipv6Addr::UNSPECIFIED, len),
-            _ => None,
-        }
+        route_prefix(m)
     }
 
     fn base(&self, prefix: &Prefix) -> RouteMessageBuilder<IpAddr> {
@@ -261,13 +337,28 @@ impl Kernel {
     }
 
     async fn install(&mut self, prefix: Prefix, nexthops: &[IpAddr]) -> Result<(), Error> {
+        let Some(m) = self.install_msg(prefix, nexthops)? else {
+            return Ok(());
+        };
+        if self.write(prefix, m).await? {
+            self.installed.insert(prefix);
+        }
+        Ok(())
+    }
+
+    /// The message installing `prefix` via `nexthops` (`None` without next hops).
+    fn install_msg(
+        &self,
+        prefix: Prefix,
+        nexthops: &[IpAddr],
+    ) -> Result<Option<RouteMessage>, Error> {
         let mut b = self.base(&prefix).kind(RouteType::Unicast);
         let af = match prefix {
             Prefix::V4(..) => AddressFamily::Inet,
             Prefix::V6(..) => AddressFamily::Inet6,
         };
         match nexthops {
-            [] => return Ok(()),
+            [] => return Ok(None),
             [one] => {
                 b = b.gateway(*one).map_err(|e| Error::Netlink {
                     what: "build route",
@@ -288,10 +379,132 @@ impl Kernel {
                 b = b.multipath(hops);
             }
         }
-        if self.write(prefix, b.build()).await? {
-            self.installed.insert(prefix);
+        Ok(Some(b.build()))
+    }
+
+    /// Apply the route commands of a batch (the last one per prefix wins: each says what the
+    /// prefix should be), with up to [`IN_FLIGHT`] netlink requests in flight, then settle
+    /// the results.
+    async fn apply_routes(
+        &mut self,
+        routes: std::collections::BTreeMap<Prefix, Option<Vec<IpAddr>>>,
+    ) {
+        if routes.is_empty() {
+            return;
         }
-        Ok(())
+        let mut ops: Vec<(Prefix, Purpose, Op)> = Vec::with_capacity(routes.len());
+        for (p, want) in routes {
+            match want {
+                Some(nh) => {
+                    let m = self.install_msg(p, &nh);
+                    self.wanted.insert(p, nh);
+                    if self.excluded(&p) {
+                        continue;
+                    }
+                    match m {
+                        Ok(Some(msg)) => {
+                            let replace = self.owned.contains(&p);
+                            ops.push((p, Purpose::Install, Op::Write { msg, replace }));
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(target: "bgp.kernel", event = "netlink_error", prefix = %p, error = %e)
+                        }
+                    }
+                }
+                None => {
+                    self.wanted.remove(&p);
+                    self.installed.remove(&p);
+                    self.retry.remove(&p);
+                    if self.blackholes.contains(&p) {
+                        let msg = self.base(&p).kind(RouteType::BlackHole).build();
+                        let replace = self.owned.contains(&p);
+                        ops.push((p, Purpose::Blackhole, Op::Write { msg, replace }));
+                    } else {
+                        self.conflicts.remove(&p);
+                        if self.owned.remove(&p) {
+                            let mut msg = self.base(&p).scope(RouteScope::NoWhere).build();
+                            msg.header.kind = RouteType::Unspec;
+                            ops.push((p, Purpose::Delete, Op::Delete(msg)));
+                        }
+                    }
+                }
+            }
+        }
+        let handle = self.handle.clone();
+        let results: Vec<_> = futures::stream::iter(ops.into_iter().map(|(p, why, op)| {
+            let h = handle.clone();
+            async move {
+                let t = std::time::Instant::now();
+                let r = execute(h, op).await;
+                (p, why, r, t.elapsed())
+            }
+        }))
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+        for (p, why, r, took) in results {
+            match why {
+                Purpose::Install | Purpose::Blackhole => match self.settle_write(p, r, took) {
+                    Ok(true) => {
+                        if why == Purpose::Install {
+                            self.installed.insert(p);
+                        }
+                        self.retry.remove(&p);
+                    }
+                    // A conflict is retried when the other route goes (or on resync).
+                    Ok(false) => {
+                        self.retry.remove(&p);
+                    }
+                    Err(e) => self.schedule_retry(p, &e),
+                },
+                Purpose::Delete => {
+                    if let Err(e) = r {
+                        self.stats.failure();
+                        let e = nl_err("delete route")(e);
+                        tracing::warn!(target: "bgp.kernel", event = "netlink_error", prefix = %p, error = %e);
+                    }
+                }
+            }
+        }
+        self.stats.set_conflicts(self.conflicts.len());
+    }
+
+    /// A write failed: try again after a backoff (1 s doubling to 60 s).
+    fn schedule_retry(&mut self, p: Prefix, e: &Error) {
+        let attempts = self.retry.get(&p).map_or(0, |r| r.0) + 1;
+        let wait = retry_delay(attempts);
+        tracing::warn!(target: "bgp.kernel", event = "route_write_failed", prefix = %p, error = %e, attempt = attempts, retry_in_ms = wait.as_millis() as u64);
+        self.retry
+            .insert(p, (attempts, tokio::time::Instant::now() + wait));
+    }
+
+    /// Retry the failed writes that are due.
+    async fn retry_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<Prefix> = self
+            .retry
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        let mut routes = std::collections::BTreeMap::new();
+        for p in due {
+            // Pushed back until the attempt below reschedules or clears it, so an entry that
+            // makes no request cannot spin.
+            if let Some(r) = self.retry.get_mut(&p) {
+                r.1 = now + RETRY_MAX;
+            }
+            match self.wanted.get(&p) {
+                Some(nh) if !self.installed.contains(&p) && !self.excluded(&p) => {
+                    routes.insert(p, Some(nh.clone()));
+                }
+                _ => {
+                    self.retry.remove(&p);
+                }
+            }
+        }
+        self.apply_routes(routes).await;
     }
 
     /// Writes a route of ours: replaces our own, creates where there is none, and leaves a
@@ -387,13 +600,17 @@ impl Kernel {
     async fn command(&mut self, cmd: KernelCmd) {
         let r = match cmd {
             KernelCmd::Install(p, nh) => {
-                tracing::debug!(target: "bgp.kernel", event = "install", prefix = %p, nexthops = ?nh);
-                self.wanted.insert(p, nh.clone());
-                if self.excluded(&p) {
-                    Ok(())
-                } else {
-                    self.install(p, &nh).await
+                self.apply_routes([(p, Some(nh))].into()).await;
+                Ok(())
+            }
+            KernelCmd::Vacated(p) => {
+                if self.conflicts.contains(&p)
+                    && let Some(nh) = self.wanted.get(&p).cloned()
+                {
+                    tracing::info!(target: "bgp.kernel", event = "route_conflict_vacated", prefix = %p);
+                    self.apply_routes([(p, Some(nh))].into()).await;
                 }
+                Ok(())
             }
             KernelCmd::Exclude(ex) => {
                 self.exclude = ex;
@@ -419,14 +636,8 @@ impl Kernel {
                 r
             }
             KernelCmd::Remove(p) => {
-                tracing::debug!(target: "bgp.kernel", event = "remove", prefix = %p);
-                self.wanted.remove(&p);
-                self.installed.remove(&p);
-                if self.blackholes.contains(&p) {
-                    self.blackhole(p).await
-                } else {
-                    self.delete(p).await
-                }
+                self.apply_routes([(p, None)].into()).await;
+                Ok(())
             }
             KernelCmd::Blackhole(p, on) => {
                 if on {
@@ -482,17 +693,52 @@ impl Kernel {
         Ok(())
     }
 
+    /// Run a batch of commands in order; consecutive route installs and removals are
+    /// gathered and written together.
+    async fn commands(&mut self, batch: Vec<KernelCmd>) {
+        let mut routes: std::collections::BTreeMap<Prefix, Option<Vec<IpAddr>>> =
+            Default::default();
+        for cmd in batch {
+            match cmd {
+                KernelCmd::Install(p, nh) => {
+                    tracing::trace!(target: "bgp.kernel", event = "install", prefix = %p, nexthops = ?nh);
+                    routes.insert(p, Some(nh));
+                }
+                KernelCmd::Remove(p) => {
+                    tracing::trace!(target: "bgp.kernel", event = "remove", prefix = %p);
+                    routes.insert(p, None);
+                }
+                other => {
+                    self.apply_routes(std::mem::take(&mut routes)).await;
+                    self.command(other).await;
+                }
+            }
+        }
+        self.apply_routes(routes).await;
+    }
+
     /// Serve commands until the channel closes.
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<KernelCmd>) {
         let mut tick = tokio::time::interval(RESYNC);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
+            let next_retry = self.retry.values().map(|r| r.1).min();
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.command(cmd).await,
+                    Some(cmd) => {
+                        let mut batch = vec![cmd];
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(c) => batch.push(c),
+                                Err(_) => break,
+                            }
+                        }
+                        self.commands(batch).await;
+                    }
                     None => return,
                 },
+                _ = sleep_until(next_retry) => self.retry_due().await,
                 _ = tick.tick() => {
                     if let Err(e) = self.resync().await {
                         tracing::warn!(target: "bgp.kernel", event = "resync_failed", error = %e);
@@ -540,5 +786,17 @@ impl Kernel {
             self.stats.restored();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_one_second_to_a_minute() {
+        let secs: Vec<u64> = (1..=9).map(|a| retry_delay(a).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
     }
 }

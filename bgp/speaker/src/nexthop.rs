@@ -11,7 +11,8 @@
 //!
 //! The same monitor notices when one of our routes is deleted by someone else and asks the
 //! kernel task to put it back ([`KernelCmd::Resync`], debounced) instead of waiting for the
-//! periodic resync.
+//! periodic resync, and tells it when another protocol's route goes
+//! ([`KernelCmd::Vacated`]), so a prefix that route held against ours gets ours at once.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -189,6 +190,13 @@ impl Tracker {
 
     /// What a monitor message calls for: (resolve next hops again, resync our routes).
     fn classify(&self, m: &RouteNetlinkMessage) -> (bool, bool) {
+        if let RouteNetlinkMessage::DelRoute(r) = m
+            && !self.is_ours(r)
+            && let (Some(k), Some(p)) = (&self.kernel, crate::kernel::route_prefix(r))
+        {
+            // Maybe the route that held this prefix against ours.
+            let _ = k.send(KernelCmd::Vacated(p));
+        }
         match m {
             RouteNetlinkMessage::NewRoute(r) if self.is_ours(r) => (false, false),
             RouteNetlinkMessage::DelRoute(r) if self.is_ours(r) => (false, true),

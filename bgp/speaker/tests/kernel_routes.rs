@@ -273,7 +273,14 @@ peers:
         r.contains("proto static"),
         "the operator's route was deleted: {r}"
     );
-    // The operator removes it; the prefix comes back from BGP and goes in as ours.
+    // The prefix comes back from BGP: a conflict again.
+    lab.birdc("bird1", "enable s4");
+    lab.wait_brindle_route("brindle", "198.19.70.0/24", "198.18.4.2", 20);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r = lab.routes(&b, false, "198.19.70.0/24");
+    assert!(r.contains("proto static") && !r.contains("proto 80"), "{r}");
+    // The operator removes theirs, with no BGP change: ours goes in at once (the route
+    // monitor saw the prefix vacated), well before the 10 s resync.
     sh(&[
         "ip",
         "-n",
@@ -286,6 +293,11 @@ peers:
         "metric",
         "32",
     ]);
-    lab.birdc("bird1", "enable s4");
+    let t = std::time::Instant::now();
     lab.wait_route(&b, false, "198.19.70.0/24", "proto 80", 20);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "ours took {:?} to take the vacated prefix",
+        t.elapsed()
+    );
 }
