@@ -71,6 +71,9 @@ pub fn neighbor(p: &DesiredPeer, password: Option<String>) -> NeighborConfig {
     n.peer.keep_original_next_hop = p.next_hop == NextHop::Keep;
     n.peer.allow_as_in = p.allow_as_in;
     n.peer.max_prefixes = p.max_prefixes;
+    // Keep refused routes so `brindlectl bgp routes --received` names them and a BGPFilter
+    // change re-evaluates them at once (a node learns few routes).
+    n.peer.soft_reconfiguration_inbound = true;
     n.peer.local_address = p.source_address;
     n.peer.graceful_restart = true;
     n.peer.import = p.import.clone();

@@ -36,6 +36,10 @@ pub struct SpeakerConfig {
     /// driver reports their next hop reachable (see [`crate::nexthop`]). Off: every next hop
     /// counts as reachable.
     pub nexthop_tracking: bool,
+    /// Max-prefix limit of eBGP neighbors without one of their own.
+    pub default_max_prefixes_ebgp: Option<u32>,
+    /// Max-prefix limit of iBGP neighbors without one of their own.
+    pub default_max_prefixes_ibgp: Option<u32>,
 }
 
 impl SpeakerConfig {
@@ -52,6 +56,8 @@ impl SpeakerConfig {
             idle_hold_initial: Duration::from_secs(5),
             idle_hold_max: Duration::from_secs(120),
             nexthop_tracking: false,
+            default_max_prefixes_ebgp: None,
+            default_max_prefixes_ibgp: None,
         }
     }
 
@@ -115,7 +121,8 @@ pub struct PeerConfig {
     pub keep_original_next_hop: bool,
     /// Accept routes whose AS_PATH holds our AS up to this many times.
     pub allow_as_in: u8,
-    /// Close the session (Cease/1) when more routes than this are accepted.
+    /// Close the session (Cease/1) when more routes than this are received (refused ones
+    /// included); `None`: the speaker's default for the session type.
     pub max_prefixes: Option<u32>,
     /// Import rules, first match wins, default accept.
     pub import: Vec<FilterRule>,
@@ -137,6 +144,10 @@ pub struct PeerConfig {
     /// [`crate::Input::SendReady`]) before the session is closed. `None`: the greater of
     /// 8 minutes and twice the negotiated hold time (no limit when that is 0).
     pub send_hold_time: Option<Duration>,
+    /// Keep routes import policy refuses in the Adj-RIB-In, so a policy change re-evaluates
+    /// them at once (BIRD's `import keep filtered`). Off: they are only counted, and a
+    /// policy change asks the neighbor for its routes again (ROUTE-REFRESH).
+    pub soft_reconfiguration_inbound: bool,
 }
 
 impl PeerConfig {
@@ -169,6 +180,7 @@ impl PeerConfig {
             next_hop_v6: None,
             graceful_restart: false,
             send_hold_time: None,
+            soft_reconfiguration_inbound: false,
         }
     }
 

@@ -80,6 +80,8 @@ impl Speaker {
             return;
         };
         let reset = n.config.needs_reset(&cfg);
+        // Refused routes were not kept: a new import policy needs them from the neighbor.
+        let refetch = n.config.import != cfg.import && !cfg.soft_reconfiguration_inbound;
         n.config = cfg;
         if reset {
             let admin = n.admin_up;
@@ -91,6 +93,17 @@ impl Speaker {
         } else {
             self.reimport(addr);
             self.readvertise(addr, out);
+            if refetch {
+                let fams: Vec<_> = self
+                    .neighbors
+                    .get(&addr)
+                    .and_then(|n| n.negotiated.as_ref())
+                    .map(|x| x.ctx.families.iter().copied().collect())
+                    .unwrap_or_default();
+                for f in fams {
+                    self.request_refresh(addr, f, out);
+                }
+            }
         }
     }
 

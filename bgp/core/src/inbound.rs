@@ -124,15 +124,23 @@ impl Speaker {
     /// [`Self::import_shared`] for its attributes, the import filter is checked here.
     fn learn(&mut self, addr: IpAddr, prefix: Prefix, attrs: &Arc<RouteAttrs>, base: &Verdict) {
         let verdict = self.filter_verdict(addr, &prefix, base);
+        let keep_refused = self
+            .neighbors
+            .get(&addr)
+            .is_some_and(|n| n.config.soft_reconfiguration_inbound);
         if let Some(rib) = self.adj_in.get_mut(&addr) {
-            rib.insert(
-                prefix,
-                InEntry {
-                    attrs: attrs.clone(),
-                    verdict: verdict.clone(),
-                    stale: false,
-                },
-            );
+            if verdict.is_err() && !keep_refused {
+                rib.refuse(prefix);
+            } else {
+                rib.insert(
+                    prefix,
+                    InEntry {
+                        attrs: attrs.clone(),
+                        verdict: verdict.clone(),
+                        stale: false,
+                    },
+                );
+            }
         }
         self.apply_verdict(addr, prefix, verdict);
     }
@@ -224,15 +232,20 @@ impl Speaker {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
-        let Some(limit) = self
-            .neighbors
-            .get(&addr)
-            .and_then(|n| n.config.max_prefixes)
-        else {
+        let Some(limit) = self.neighbors.get(&addr).and_then(|n| {
+            n.config
+                .max_prefixes
+                .or(if n.is_ebgp(self.config.local_as) {
+                    self.config.default_max_prefixes_ebgp
+                } else {
+                    self.config.default_max_prefixes_ibgp
+                })
+        }) else {
             return;
         };
-        // Every route received counts, those import policy refuses too: they take memory
-        // all the same (O(1): the Adj-RIB-In keeps its size).
+        // Every route received counts, those import policy refuses too (stored or only
+        // counted), so a flood of refused routes still closes the session (O(1): the
+        // Adj-RIB-In keeps its sizes).
         let received = self.adj_in.get(&addr).map_or(0, |r| r.received_total());
         if received <= usize::try_from(limit).unwrap_or(usize::MAX) {
             return;

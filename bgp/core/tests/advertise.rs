@@ -339,6 +339,7 @@ fn filter_operators_and_lengths() {
 fn import_and_export_filters_apply() {
     use FilterAction::*;
     let mut s = setup(|c| {
+        c.soft_reconfiguration_inbound = true;
         if c.address == ip(E) {
             c.import = vec![FilterRule::cidr(
                 Reject,
@@ -375,6 +376,7 @@ fn import_and_export_filters_apply() {
 
     // Changing the filters re-evaluates without a session reset (soft reconfiguration).
     let mut cfg = PeerConfig::new(ip(E), 65001);
+    cfg.soft_reconfiguration_inbound = true;
     cfg.import = vec![];
     let out = s.step(Input::UpdatePeer(cfg), t(3));
     assert!(notification_codes(&out).is_empty());
@@ -677,4 +679,93 @@ fn max_prefix_counts_refused_routes() {
     assert!(notification_codes(&out).is_empty());
     let out = from(&mut s, E, looped("10.3.0.0/16"));
     assert_eq!(notification_codes(&out), vec![(6, 1)], "3 received > 2");
+}
+
+#[test]
+fn refused_routes_are_counted_not_stored_without_soft_reconfiguration() {
+    use FilterAction::*;
+    let reject = vec![FilterRule::cidr(
+        Reject,
+        pfx("10.20.0.0/16"),
+        MatchOperator::In,
+    )];
+    let r = reject.clone();
+    let mut s = setup(move |c| {
+        if c.address == ip(E) {
+            c.import = r.clone();
+        }
+    });
+    from(
+        &mut s,
+        E,
+        announce_v4(
+            &[65001],
+            "10.0.0.2",
+            &["10.20.1.0/24", "10.20.2.0/24", "10.21.0.0/16"],
+            vec![],
+        ),
+    );
+    let c = s.peer_status(ip(E)).expect("status").families[&Family::IPV4_UNICAST];
+    assert_eq!(
+        (c.received, c.accepted),
+        (3, 1),
+        "refused routes still count"
+    );
+    let stored: Vec<String> = s
+        .adj_rib_in(ip(E))
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.prefix.to_string())
+        .collect();
+    assert_eq!(
+        stored,
+        vec!["10.21.0.0/16"],
+        "refused routes are not stored"
+    );
+    // Withdrawing a refused prefix takes it off the count.
+    from(&mut s, E, withdraw_v4(&["10.20.2.0/24"]));
+    let c = s.peer_status(ip(E)).expect("status").families[&Family::IPV4_UNICAST];
+    assert_eq!((c.received, c.accepted), (2, 1));
+    // A new import policy asks the neighbor for its routes again.
+    let mut cfg = PeerConfig::new(ip(E), 65001);
+    cfg.import = vec![];
+    let out = s.step(Input::UpdatePeer(cfg), t(3));
+    assert!(notification_codes(&out).is_empty());
+    assert!(
+        sent(&out)
+            .iter()
+            .any(|m| matches!(m, Message::RouteRefresh(r) if r.family == Family::IPV4_UNICAST)),
+        "{out:?}"
+    );
+    // The neighbor resends; now accepted.
+    from(
+        &mut s,
+        E,
+        announce_v4(&[65001], "10.0.0.2", &["10.20.1.0/24"], vec![]),
+    );
+    assert!(s.route(&pfx("10.20.1.0/24")).is_some());
+}
+
+#[test]
+fn default_max_prefix_per_session_type() {
+    let mut cfg = SpeakerConfig::new(65000, v4("10.0.0.1"));
+    cfg.default_max_prefixes_ebgp = Some(1);
+    cfg.default_max_prefixes_ibgp = Some(2);
+    let mut s = Speaker::new(cfg);
+    for (i, (a, asn)) in [(E, 65001), (I1, 65000)].into_iter().enumerate() {
+        s.step(Input::AddPeer(PeerConfig::new(ip(a), asn)), t(0));
+        establish(
+            &mut s,
+            ip(a),
+            i as u64 + 1,
+            open_from(asn, a, 90, &[Family::IPV4_UNICAST]),
+            t(0),
+        );
+    }
+    let two =
+        |path: &[u32], nh: &str| announce_v4(path, nh, &["10.1.0.0/16", "10.2.0.0/16"], vec![]);
+    let out = s.step(msg(ip(I1), 2, two(&[], "10.0.0.3")), t(1));
+    assert!(notification_codes(&out).is_empty(), "iBGP default is 2");
+    let out = s.step(msg(ip(E), 1, two(&[65001], "10.0.0.2")), t(1));
+    assert_eq!(notification_codes(&out), vec![(6, 1)], "eBGP default is 1");
 }

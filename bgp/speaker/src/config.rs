@@ -205,6 +205,21 @@ pub struct FileConfig {
     /// 4 MiB).
     #[serde(default)]
     pub write_queue_bytes: Option<usize>,
+    /// Max-prefix limits of neighbors without their own, per session type.
+    #[serde(default)]
+    pub default_max_prefixes: Option<DefaultMaxPrefixes>,
+}
+
+/// `default_max_prefixes:` section.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultMaxPrefixes {
+    /// eBGP neighbors.
+    #[serde(default)]
+    pub ebgp: Option<u32>,
+    /// iBGP neighbors.
+    #[serde(default)]
+    pub ibgp: Option<u32>,
 }
 
 fn default_listen_address() -> IpAddr {
@@ -351,6 +366,9 @@ pub struct PeerFileConfig {
     /// Keep the original next hop towards this eBGP neighbor.
     #[serde(default)]
     pub keep_original_next_hop: bool,
+    /// Keep routes import policy refuses (BIRD's `import keep filtered`).
+    #[serde(default)]
+    pub soft_reconfiguration_inbound: bool,
     /// Import rules (BGPFilter spelling), first match wins, default accept.
     #[serde(default)]
     pub import: Vec<crate::file_filter::FilterFileRule>,
@@ -386,6 +404,10 @@ impl FileConfig {
         speaker.cluster_id = self.cluster_id;
         speaker.max_paths = self.max_paths.max(1);
         speaker.multipath_relax = self.multipath_relax;
+        if let Some(d) = self.default_max_prefixes {
+            speaker.default_max_prefixes_ebgp = d.ebgp;
+            speaker.default_max_prefixes_ibgp = d.ibgp;
+        }
         if let Some(s) = self.idle_hold_seconds {
             speaker.idle_hold_initial = Duration::from_secs(s);
         }
@@ -503,6 +525,7 @@ impl PeerFileConfig {
         peer.next_hop_v6 = self.next_hop_v6;
         peer.max_prefixes = self.max_prefixes;
         peer.allow_as_in = self.allow_as_in;
+        peer.soft_reconfiguration_inbound = self.soft_reconfiguration_inbound;
         peer.keep_original_next_hop = self.keep_original_next_hop;
         peer.import = crate::file_filter::rules(&self.import, &field("import"))?;
         peer.export = crate::file_filter::rules(&self.export, &field("export"))?;

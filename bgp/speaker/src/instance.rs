@@ -44,6 +44,9 @@ use crate::transport;
 /// How long a closed connection's writer may go on flushing before it is aborted.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
+/// Decoded messages and other events queued for the instance task.
+const EVENT_QUEUE: usize = 128;
+
 /// Everything the other tasks tell the instance task.
 #[derive(Debug)]
 pub enum Event {
@@ -153,7 +156,10 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
         tokio::spawn(k.run(rx));
         tx
     });
-    let (events_tx, events_rx) = mpsc::channel(1024);
+    // Bounded: a neighbor that floods us waits in its reader (and TCP) once this many
+    // decoded messages are queued, which bounds the memory a flood can take before
+    // max-prefix cuts it off.
+    let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let (cmd_tx, cmd_rx) = mpsc::channel(256);
     // With kernel routes, next hops are resolved through the kernel's routes (RFC 4271
     // §9.1.2.1); without, every next hop counts as reachable.

@@ -4,7 +4,7 @@
 //!
 //! Pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use brindle_bgp_wire::{Family, Prefix};
@@ -29,6 +29,9 @@ pub struct InEntry {
 pub struct AdjRibIn {
     routes: BTreeMap<Prefix, InEntry>,
     accepted: usize,
+    /// Prefixes announced and refused by import policy but not stored (no soft
+    /// reconfiguration inbound): only counted, for max-prefix and status.
+    refused: BTreeSet<Prefix>,
 }
 
 impl AdjRibIn {
@@ -44,14 +47,25 @@ impl AdjRibIn {
 
     /// Insert or replace a route; returns the previous entry.
     pub fn insert(&mut self, prefix: Prefix, entry: InEntry) -> Option<InEntry> {
+        self.refused.remove(&prefix);
         self.count(Some(&entry), true);
         let prev = self.routes.insert(prefix, entry);
         self.count(prev.as_ref(), false);
         prev
     }
 
-    /// Remove a route; returns it.
+    /// Count `prefix` as announced and refused without storing it (dropping what was stored
+    /// for it); returns the previous entry.
+    pub fn refuse(&mut self, prefix: Prefix) -> Option<InEntry> {
+        self.refused.insert(prefix);
+        let prev = self.routes.remove(&prefix);
+        self.count(prev.as_ref(), false);
+        prev
+    }
+
+    /// Remove a route (stored or only counted); returns the stored entry.
     pub fn remove(&mut self, prefix: &Prefix) -> Option<InEntry> {
+        self.refused.remove(prefix);
         let prev = self.routes.remove(prefix);
         self.count(prev.as_ref(), false);
         prev
@@ -90,6 +104,8 @@ impl AdjRibIn {
 
     /// Marks every route of `family` stale; returns their prefixes.
     pub fn mark_family_stale(&mut self, family: Family) -> Vec<Prefix> {
+        // Refused prefixes are not routes; the neighbor re-announces what it still has.
+        self.refused.retain(|p| family_of(p) != family);
         let mut marked = Vec::new();
         for (p, e) in &mut self.routes {
             if family_of(p) == family {
@@ -105,12 +121,18 @@ impl AdjRibIn {
         self.routes.iter()
     }
 
-    /// Routes received (pre-policy) in `family`.
+    /// Routes received (pre-policy) in `family`, stored or only counted.
     pub fn received(&self, family: Family) -> usize {
         self.routes
             .keys()
+            .chain(self.refused.iter())
             .filter(|p| family_of(p) == family)
             .count()
+    }
+
+    /// Prefixes refused and not stored, all families (O(1)).
+    pub fn refused_unstored(&self) -> usize {
+        self.refused.len()
     }
 
     /// Routes accepted by import policy in `family`.
@@ -126,9 +148,9 @@ impl AdjRibIn {
         self.accepted
     }
 
-    /// Routes received, accepted or not, all families (O(1)).
+    /// Routes received, accepted or not, stored or not, all families (O(1)).
     pub fn received_total(&self) -> usize {
-        self.routes.len()
+        self.routes.len() + self.refused.len()
     }
 
     /// Prefixes marked stale in any of `families`.
