@@ -160,8 +160,8 @@ pub fn peer_msg(p: &PeerState, d: Option<&DesiredPeer>) -> pb::Peer {
         since_seconds: p.since.as_secs(),
         last_error: s.last_error.as_ref().map(|e| pb::LastError {
             text: e.text.clone(),
-            code: e.notification.map(|n| u32::from(n.0)).unwrap_or(0),
-            subcode: e.notification.map(|n| u32::from(n.1)).unwrap_or(0),
+            code: e.notification.map(|n| u32::from(n.code())).unwrap_or(0),
+            subcode: e.notification.map(|n| u32::from(n.subcode())).unwrap_or(0),
             sent: e.sent,
             seconds_ago: p.last_error_age.map(|a| a.as_secs()).unwrap_or(0),
         }),

@@ -115,7 +115,9 @@ fn fixed_status() -> NodeStatus {
         text: "OPEN rejected, OPEN Message Error / Bad Peer AS: the peer sent AS 65100 and hold \
                time 240; we expect AS 65101"
             .into(),
-        notification: Some((2, 2)),
+        notification: Some(brindle_bgp_wire::ErrorCode::Open(
+            brindle_bgp_wire::OpenSubcode::BadPeerAs,
+        )),
         sent: true,
         at: CoreInstant::ZERO,
     });

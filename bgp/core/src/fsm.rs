@@ -22,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use brindle_bgp_wire::{
-    CeaseSubcode, Error as WireError, ErrorCode, Message, NotificationMsg, OpenMsg,
+    CeaseSubcode, Error as WireError, ErrorCode, FsmSubcode, Message, NotificationMsg, OpenMsg,
 };
 
 use crate::config::PeerConfig;
@@ -393,7 +393,7 @@ impl Speaker {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
-        self.record_error(addr, text, Some((n.code(), n.subcode())), true, now);
+        self.record_error(addr, text, Some(n.error), true, now);
         self.close_conn(addr, c, Some(n), now, Teardown::Error, out);
     }
 
@@ -401,7 +401,7 @@ impl Speaker {
         &mut self,
         addr: IpAddr,
         text: String,
-        notification: Option<(u8, u8)>,
+        notification: Option<ErrorCode>,
         sent: bool,
         now: Instant,
     ) {
@@ -503,11 +503,13 @@ impl Speaker {
         let state = conn.state;
         let fsm_error = |s: ConnState| {
             let sub = match s {
-                ConnState::DelayOpen | ConnState::OpenSent => 1,
-                ConnState::OpenConfirm => 2,
-                ConnState::Established => 3,
+                ConnState::DelayOpen | ConnState::OpenSent => {
+                    FsmSubcode::UnexpectedMessageInOpenSent
+                }
+                ConnState::OpenConfirm => FsmSubcode::UnexpectedMessageInOpenConfirm,
+                ConnState::Established => FsmSubcode::UnexpectedMessageInEstablished,
             };
-            NotificationMsg::from_codes(5, sub, Vec::new())
+            NotificationMsg::new(ErrorCode::Fsm(sub), Vec::new())
         };
         match msg {
             Message::Open(open) => {
@@ -545,7 +547,7 @@ impl Speaker {
                     Some(t) => format!("NOTIFICATION received: {:?}: {t}", n.error),
                     None => format!("NOTIFICATION received: {:?}", n.error),
                 };
-                self.record_error(addr, text, Some((n.code(), n.subcode())), false, now);
+                self.record_error(addr, text, Some(n.error), false, now);
                 self.close_conn(addr, c, None, now, Teardown::Error, out);
             }
             Message::Update(u) => {

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use brindle_bgp_wire::{
-    Capability, Family, GrFamily, GracefulRestart, NotificationMsg, OpenMsg, SessionContext,
+    Capability, ErrorCode, Family, GrFamily, GracefulRestart, NotificationMsg, OpenMsg,
+    OpenSubcode, SessionContext,
 };
 
 use crate::config::{PeerConfig, SpeakerConfig};
@@ -85,8 +86,8 @@ pub fn local_open(speaker: &SpeakerConfig, peer: &PeerConfig, restarting: bool) 
     OpenMsg::new(speaker.local_as, peer.hold_time, speaker.router_id, caps)
 }
 
-fn open_error(subcode: u8, data: Vec<u8>) -> NotificationMsg {
-    NotificationMsg::from_codes(2, subcode, data)
+fn open_error(subcode: OpenSubcode, data: Vec<u8>) -> NotificationMsg {
+    NotificationMsg::new(ErrorCode::Open(subcode), data)
 }
 
 /// Check the neighbor's OPEN against configuration and negotiate.
@@ -106,15 +107,18 @@ pub fn check_open(
             .unwrap_or(brindle_bgp_wire::AS_TRANS)
             .to_be_bytes()
             .to_vec();
-        return Err(open_error(2, data));
+        return Err(open_error(OpenSubcode::BadPeerAs, data));
     }
     if remote.bgp_id.is_unspecified()
         || (remote.bgp_id == speaker.router_id && remote_as == speaker.local_as)
     {
-        return Err(open_error(3, remote.bgp_id.octets().to_vec()));
+        return Err(open_error(
+            OpenSubcode::BadBgpIdentifier,
+            remote.bgp_id.octets().to_vec(),
+        ));
     }
     if remote.hold_time == 1 || remote.hold_time == 2 {
-        return Err(open_error(6, Vec::new()));
+        return Err(open_error(OpenSubcode::UnacceptableHoldTime, Vec::new()));
     }
     let ctx = SessionContext::negotiate(local, remote);
     if ctx.families.is_empty() {
@@ -123,7 +127,7 @@ pub fn check_open(
             // A 6-octet capability cannot fail to encode.
             let _ = Capability::Multiprotocol(*f).encode(&mut data);
         }
-        return Err(open_error(7, data));
+        return Err(open_error(OpenSubcode::UnsupportedCapability, data));
     }
     let hold_time = local.hold_time.min(remote.hold_time);
     let keepalive = if hold_time == 0 {

@@ -62,7 +62,7 @@ pub struct LastError {
     /// Human-readable description.
     pub text: String,
     /// NOTIFICATION code and subcode, when one was sent or received.
-    pub notification: Option<(u8, u8)>,
+    pub notification: Option<brindle_bgp_wire::ErrorCode>,
     /// True when we sent the NOTIFICATION, false when the neighbor did.
     pub sent: bool,
     /// When it happened.

@@ -165,7 +165,10 @@ fn send_hold_timer_closes_a_neighbor_that_never_reads() {
     assert_ne!(st.state, State::Established);
     let e = st.last_error.expect("last error");
     assert!(e.text.contains("send hold timer expired"), "{}", e.text);
-    assert_eq!(e.notification, Some((8, 0)));
+    assert_eq!(
+        e.notification,
+        Some(brindle_bgp_wire::ErrorCode::SendHoldTimerExpired(0))
+    );
     assert_eq!(
         s.peer_status(ip(FAST)).map(|p| p.state),
         Some(State::Established)

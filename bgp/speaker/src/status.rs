@@ -100,7 +100,7 @@ impl From<&PeerStatus> for PeerView {
             last_notification: p
                 .last_error
                 .as_ref()
-                .and_then(|e| e.notification.map(|(c, s)| (c, s, e.sent))),
+                .and_then(|e| e.notification.map(|n| (n.code(), n.subcode(), e.sent))),
             families: p
                 .families
                 .iter()
