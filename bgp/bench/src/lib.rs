@@ -5,6 +5,8 @@
 //! These are benchmark tools, not a BGP implementation: no FSM, no timers beyond sending
 //! KEEPALIVEs, no collision handling. They always connect actively to a passive target.
 
+pub mod workload;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -80,6 +82,24 @@ pub async fn connect_retry(addr: SocketAddr, deadline: Instant) -> anyhow::Resul
                 return Err(e).with_context(|| format!("connect to {addr}"));
             }
             Err(_) if Instant::now() >= deadline => bail!("connect to {addr}: timed out"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Connect to `to` from source address `src`, retrying every 200 ms until `deadline`.
+pub async fn connect_from(
+    src: Ipv4Addr,
+    to: SocketAddr,
+    deadline: Instant,
+) -> anyhow::Result<TcpStream> {
+    loop {
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind(SocketAddr::new(std::net::IpAddr::V4(src), 0))
+            .with_context(|| format!("bind {src}"))?;
+        match tokio::time::timeout(Duration::from_secs(2), sock.connect(to)).await {
+            Ok(Ok(s)) => return Ok(s),
+            _ if Instant::now() >= deadline => bail!("connect from {src} to {to}: gave up"),
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }

@@ -2,7 +2,11 @@
 //! distinct IPv4 prefixes packed with `pack_updates`, then stay established (KEEPALIVEs)
 //! until killed.
 //!
-//! The prefixes are `base + i * 2^(32 - len)` for i in 0..N, all inside `--space`.
+//! Profiles: `uniform` (default), `base + i * 2^(32 - len)` for i in 0..N inside `--space`
+//! with one attribute set; `internet`, N prefixes from /8 to /24 in 240.0.0.0/4 spread over
+//! `--attr-sets` distinct attribute sets (see `workload.rs`). `--path-variants K
+//! --path-offset J` makes this injector number J of K announcing the same uniform prefixes with
+//! AS paths of per-prefix lengths (best-path churn: one injector has the shortest path).
 //! Just before the first UPDATE is written, the wall clock (ns since the epoch) and the
 //! target's CPU ticks are written to `--start-file` as `"<ns> <ticks>"`.
 
@@ -12,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use brindle_bgp_bench::{
-    connect_retry, epoch_ns, handshake, keepalive_bytes, parse_v4_net, sample_pids,
+    connect_from, connect_retry, epoch_ns, handshake, keepalive_bytes, parse_v4_net, sample_pids,
+    workload,
 };
 use brindle_bgp_wire::{
-    AsPath, Family, Message, Nlri, Origin, PathAttribute, Prefix, UpdateMsg, encode_message,
-    pack_updates,
+    AsPath, Family, Message, Nlri, Origin, PathAttribute, SessionContext, UpdateMsg,
+    encode_message, pack_updates,
 };
 use clap::Parser;
 use tokio::io::AsyncWriteExt;
@@ -33,6 +38,9 @@ struct Args {
     /// Our BGP identifier.
     #[arg(long)]
     router_id: Ipv4Addr,
+    /// Source address to connect from (default: the kernel's choice).
+    #[arg(long)]
+    bind: Option<Ipv4Addr>,
     /// NEXT_HOP of every route (our address on the link).
     #[arg(long)]
     next_hop: Ipv4Addr,
@@ -57,41 +65,91 @@ struct Args {
     /// Give up if the session is not up within this many seconds.
     #[arg(long, default_value_t = 60)]
     connect_timeout: u64,
+    /// `uniform` or `internet`.
+    #[arg(long, default_value = "uniform")]
+    profile: String,
+    /// Internet profile: distinct attribute sets.
+    #[arg(long, default_value_t = 300_000)]
+    attr_sets: u32,
+    /// Churn: number of injectors announcing the same prefixes (1 = no churn).
+    #[arg(long, default_value_t = 1)]
+    path_variants: u32,
+    /// Churn: which injector this is, 0..path_variants.
+    #[arg(long, default_value_t = 0)]
+    path_offset: u32,
 }
 
-fn prefixes(args: &Args) -> anyhow::Result<Vec<Nlri>> {
-    let (base, space_len) = parse_v4_net(&args.space)?;
-    let len = args.prefix_len;
-    if len > 32 || len < space_len {
-        bail!("prefix length {len} does not fit in {}", args.space);
+/// The UPDATEs to send, packed per attribute set, and the number of prefixes.
+fn messages(args: &Args, ctx: &SessionContext) -> anyhow::Result<(Vec<Vec<u8>>, usize)> {
+    let max = ctx.max_message_len();
+    let pack = |attrs: &[PathAttribute], nlri: &[Nlri]| {
+        pack_updates(attrs, nlri, ctx, max).map_err(|e| anyhow::anyhow!("pack_updates: {e}"))
+    };
+    let mut msgs = Vec::new();
+    match args.profile.as_str() {
+        "uniform" => {
+            let nlri = workload::uniform(parse_v4_net(&args.space)?, args.prefix_len, args.count)?;
+            if args.path_variants <= 1 {
+                let attrs = vec![
+                    PathAttribute::Origin(Origin::Igp),
+                    PathAttribute::AsPath(AsPath::from_sequence(vec![args.local_as])),
+                    PathAttribute::NextHop(args.next_hop),
+                ];
+                msgs = pack(&attrs, &nlri)?;
+            } else {
+                // Group by AS path length: one attribute set per length.
+                let k = args.path_variants;
+                let mut groups: Vec<Vec<Nlri>> = vec![Vec::new(); k as usize];
+                for (i, n) in nlri.iter().enumerate() {
+                    let len = workload::churn_path_len(i as u32, args.path_offset, k);
+                    groups[(len - 1) as usize].push(*n);
+                }
+                for (g, nlri) in groups.iter().enumerate() {
+                    let mut path = vec![args.local_as];
+                    path.extend((0..g as u32).map(|x| 64600 + x));
+                    let attrs = vec![
+                        PathAttribute::Origin(Origin::Igp),
+                        PathAttribute::AsPath(AsPath::from_sequence(path)),
+                        PathAttribute::NextHop(args.next_hop),
+                    ];
+                    msgs.extend(pack(&attrs, nlri)?);
+                }
+            }
+            Ok((msgs, nlri.len()))
+        }
+        "internet" => {
+            let nlri = workload::internet(args.count)?;
+            let mut by_set: std::collections::HashMap<u32, Vec<Nlri>> = Default::default();
+            for (i, n) in nlri.iter().enumerate() {
+                by_set
+                    .entry(workload::internet_set(i as u32, args.attr_sets))
+                    .or_default()
+                    .push(*n);
+            }
+            let mut sets: Vec<u32> = by_set.keys().copied().collect();
+            sets.sort_unstable();
+            for k in sets {
+                let attrs = workload::internet_attrs(k, args.local_as, args.next_hop);
+                msgs.extend(pack(&attrs, &by_set[&k])?);
+            }
+            eprintln!(
+                "bgp-inject: internet profile, {} attribute sets",
+                by_set.len()
+            );
+            Ok((msgs, nlri.len()))
+        }
+        o => bail!("unknown profile {o:?}: expected uniform or internet"),
     }
-    let capacity = 1u64 << (len - space_len);
-    if u64::from(args.count) > capacity {
-        bail!(
-            "{} holds only {capacity} /{len} prefixes, {} asked",
-            args.space,
-            args.count
-        );
-    }
-    let base = u32::from(base) & (u32::MAX.checked_shl(32 - u32::from(space_len)).unwrap_or(0));
-    let step = 1u64 << (32 - len);
-    (0..u64::from(args.count))
-        .map(|i| {
-            let a = u64::from(base) + i * step;
-            let a = u32::try_from(a).context("prefix out of range")?;
-            Prefix::v4(Ipv4Addr::from(a), len)
-                .map(Nlri::new)
-                .context("prefix")
-        })
-        .collect()
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let nlri = prefixes(&args)?;
     let deadline = Instant::now() + Duration::from_secs(args.connect_timeout);
-    let stream = connect_retry(args.connect, deadline).await?;
+    let stream = match args.bind {
+        Some(src) => connect_from(src, args.connect, deadline).await?,
+        None => connect_retry(args.connect, deadline).await?,
+    };
     let mut sess = handshake(
         stream,
         args.local_as,
@@ -107,14 +165,8 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Everything is encoded before the clock starts: only the router's work is timed.
-    let attrs = vec![
-        PathAttribute::Origin(Origin::Igp),
-        PathAttribute::AsPath(AsPath::from_sequence(vec![args.local_as])),
-        PathAttribute::NextHop(args.next_hop),
-    ];
     let ctx = sess.ctx.clone();
-    let msgs = pack_updates(&attrs, &nlri, &ctx, ctx.max_message_len())
-        .map_err(|e| anyhow::anyhow!("pack_updates: {e}"))?;
+    let (msgs, count) = messages(&args, &ctx)?;
     let mut eor = Vec::new();
     encode_message(
         &Message::Update(UpdateMsg::end_of_rib_marker(Family::IPV4_UNICAST)),
@@ -125,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
     let total: usize = msgs.iter().map(Vec::len).sum();
     eprintln!(
         "bgp-inject: {} prefixes in {} UPDATEs, {} bytes",
-        nlri.len(),
+        count,
         msgs.len(),
         total
     );

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use brindle_bgp_bench::{connect_retry, epoch_ns, handshake, keepalive_bytes, sample_pids};
+use brindle_bgp_bench::{
+    connect_retry, epoch_ns, handshake, keepalive_bytes, sample_pids, workload,
+};
 use brindle_bgp_wire::{Message, Prefix};
 use clap::Parser;
 use tokio::io::AsyncWriteExt;
@@ -32,8 +34,9 @@ struct Args {
     #[arg(long)]
     count: usize,
     /// The injector's start file ("<epoch ns> <cpu ticks>").
+    /// Injectors' start files (repeatable; the earliest start counts).
     #[arg(long)]
-    start_file: PathBuf,
+    start_file: Vec<PathBuf>,
     /// Created once the session is established (the script then starts the injector).
     #[arg(long)]
     ready_file: PathBuf,
@@ -49,6 +52,18 @@ struct Args {
     /// Hold time we offer.
     #[arg(long, default_value_t = 180)]
     hold_time: u16,
+    /// Churn workload: K injectors; a prefix counts only once its path comes from the injector
+    /// with the shortest path (the second AS of the path is `--as-base` + that injector).
+    #[arg(long, default_value_t = 0)]
+    expect_best_of: u32,
+    /// Churn workload: the first injector's AS.
+    #[arg(long, default_value_t = 65101)]
+    as_base: u32,
+    /// Churn workload: the injectors' uniform space and length.
+    #[arg(long, default_value = "240.0.0.0/4")]
+    space: String,
+    #[arg(long, default_value_t = 24)]
+    prefix_len: u8,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +79,11 @@ fn read_start(path: &PathBuf) -> Option<(u128, u64)> {
     let s = std::fs::read_to_string(path).ok()?;
     let mut it = s.split_whitespace();
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The earliest start of several injectors.
+fn read_starts(paths: &[PathBuf]) -> Option<(u128, u64)> {
+    paths.iter().filter_map(read_start).min_by_key(|s| s.0)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -101,6 +121,25 @@ async fn main() -> anyhow::Result<()> {
 
     let ctx = sess.ctx;
     let mut reader = sess.reader;
+    let space = brindle_bgp_bench::parse_v4_net(&args.space)?;
+    let k = args.expect_best_of;
+    // Whether an announcement is final: always, unless the churn check says otherwise.
+    let wanted = |p: &Prefix, path: Option<&brindle_bgp_wire::AsPath>| -> bool {
+        if k == 0 {
+            return true;
+        }
+        let Some(i) = workload::uniform_index(space, args.prefix_len, p) else {
+            return false;
+        };
+        let want = args.as_base + workload::churn_best(i, k);
+        path.and_then(|a| {
+            a.segments
+                .iter()
+                .flat_map(|s| s.asns.iter())
+                .nth(1)
+                .copied()
+        }) == Some(want)
+    };
     let mut c = Counts {
         present: HashSet::with_capacity(args.count),
         ..Counts::default()
@@ -117,9 +156,14 @@ async fn main() -> anyhow::Result<()> {
                         c.withdrawn += 1;
                         c.present.remove(&n.prefix);
                     }
+                    let path = u.as_path();
                     for (_, n) in u.announced() {
                         c.announced += 1;
-                        c.present.insert(n.prefix);
+                        if wanted(&n.prefix, path) {
+                            c.present.insert(n.prefix);
+                        } else {
+                            c.present.remove(&n.prefix);
+                        }
                     }
                 }
                 Some(Message::Notification(n)) => {
@@ -138,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
     let sample = sample_pids(&args.target_pid);
     keepalives.abort();
 
-    let start = read_start(&args.start_file);
+    let start = read_starts(&args.start_file);
     let secs = |a: u128, b: u128| (b.saturating_sub(a)) as f64 / 1e9;
     let (elapsed, first) = match start {
         Some((t0, _)) => (
