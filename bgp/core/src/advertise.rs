@@ -19,7 +19,7 @@ use brindle_bgp_wire::{
 use crate::event::{ConnId, Output, PeerTimer, TimerId};
 use crate::policy::{self, ExportTarget, SourceInfo};
 use crate::rib::adj_out::SharedAttrs;
-use crate::route::{RouteAttrs, RouteSource, family_of};
+use crate::route::{Path, RouteAttrs, RouteSource, family_of};
 use crate::speaker::Speaker;
 
 /// The least time between two full resends of one family to one neighbor on ROUTE-REFRESH.
@@ -45,11 +45,13 @@ struct ExportCache {
 type ExportKey = (*const RouteAttrs, RouteSource, Ipv4Addr, Family);
 
 impl Speaker {
-    /// The wire attributes `peer` should have for `prefix`, or `None`.
+    /// The wire attributes `peer` should have for `prefix` whose best path is `best`, or
+    /// `None`.
     fn desired(
         &self,
         peer: IpAddr,
         prefix: &Prefix,
+        best: Option<&Path>,
         ctx: &SessionContext,
         cache: &mut ExportCache,
     ) -> Option<SharedAttrs> {
@@ -58,7 +60,7 @@ impl Speaker {
             return None;
         }
         let target = self.neighbors.get(&peer)?;
-        let best = self.loc.get(prefix)?.best()?;
+        let best = best?;
         if best.source == RouteSource::Peer(peer)
             || !policy::filter_accepts(&target.config.export, prefix)
         {
@@ -112,9 +114,9 @@ impl Speaker {
         force: bool,
         out: &mut Vec<Output>,
     ) {
-        let Some((conn, ctx)) = self.session_of(peer) else {
+        if self.session_of(peer).is_none() {
             return;
-        };
+        }
         let owned: Vec<Prefix>;
         let prefixes: &[Prefix] = match scope {
             // The decision process hands over sorted, distinct prefixes: use them as they are.
@@ -137,13 +139,39 @@ impl Speaker {
                 &owned
             }
         };
+        let bests = self.bests(prefixes);
+        self.advertise_list(peer, prefixes, &bests, force, out);
+    }
+
+    /// The best path of each prefix (cloned: one Loc-RIB lookup per prefix however many
+    /// neighbors the change goes to).
+    fn bests(&self, prefixes: &[Prefix]) -> Vec<Option<Path>> {
+        prefixes
+            .iter()
+            .map(|p| self.loc.get(p).and_then(|d| d.best()).cloned())
+            .collect()
+    }
+
+    /// Send `peer` the Adj-RIB-Out difference over sorted, distinct `prefixes` whose best
+    /// paths are `bests`.
+    fn advertise_list(
+        &mut self,
+        peer: IpAddr,
+        prefixes: &[Prefix],
+        bests: &[Option<Path>],
+        force: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let Some((conn, ctx)) = self.session_of(peer) else {
+            return;
+        };
         let mut cache = ExportCache::default();
         let mut announce: Vec<(Prefix, SharedAttrs)> = Vec::new();
         let mut withdraw: Vec<Prefix> = Vec::new();
         // The last attribute list interned, to skip the interner for runs of equal routes.
         let mut last: Option<(SharedAttrs, SharedAttrs)> = None;
-        for p in prefixes {
-            let want = self.desired(peer, p, &ctx, &mut cache);
+        for (p, best) in prefixes.iter().zip(bests) {
+            let want = self.desired(peer, p, best.as_ref(), &ctx, &mut cache);
             let Some(rib) = self.adj_out.get_mut(&peer) else {
                 return;
             };
@@ -189,9 +217,23 @@ impl Speaker {
             .filter(|(_, n)| n.synced && n.session.is_some())
             .map(|(a, _)| *a)
             .collect();
+        if peers.is_empty() {
+            return;
+        }
+        // The decision process hands over sorted, distinct prefixes.
+        let owned: Vec<Prefix>;
+        let prefixes = if prefixes.windows(2).all(|w| w[0] < w[1]) {
+            prefixes
+        } else {
+            owned = BTreeSet::from_iter(prefixes.iter().copied())
+                .into_iter()
+                .collect();
+            &owned
+        };
+        let bests = self.bests(prefixes);
         for p in peers {
             if !self.hold_back(p, prefixes) {
-                self.advertise_to(p, Scope::Prefixes(prefixes), false, out);
+                self.advertise_list(p, prefixes, &bests, false, out);
             }
         }
     }

@@ -36,6 +36,9 @@ pub struct SpeakerConfig {
     /// driver reports their next hop reachable (see [`crate::nexthop`]). Off: every next hop
     /// counts as reachable.
     pub nexthop_tracking: bool,
+    /// Emit `InstallRoute` / `RemoveRoute` and keep the table of installed routes. Off when
+    /// the driver writes no FIB, which saves that table's memory and work.
+    pub install_routes: bool,
     /// Max-prefix limit of eBGP neighbors without one of their own.
     pub default_max_prefixes_ebgp: Option<u32>,
     /// Max-prefix limit of iBGP neighbors without one of their own.
@@ -56,6 +59,7 @@ impl SpeakerConfig {
             idle_hold_initial: Duration::from_secs(5),
             idle_hold_max: Duration::from_secs(120),
             nexthop_tracking: false,
+            install_routes: true,
             default_max_prefixes_ebgp: None,
             default_max_prefixes_ibgp: None,
         }

@@ -274,7 +274,9 @@ impl Speaker {
             let changed = self
                 .loc
                 .decide(&opts, |p| crate::nexthop::eligible(tracking, nh, p));
-            self.sync_kernel(&changed, out);
+            if self.config.install_routes {
+                self.sync_kernel(&changed, out);
+            }
             if std::mem::take(&mut self.pending_synced) {
                 out.push(Output::RibSynced);
             }

@@ -173,6 +173,7 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
     };
     let mut speaker_config = config.speaker.clone();
     speaker_config.nexthop_tracking = nexthop.is_some();
+    speaker_config.install_routes = config.kernel.enabled;
     let (speaker, first) = if restarting {
         Speaker::new_restarting(speaker_config, CoreInstant::ZERO)
     } else {

@@ -20,13 +20,31 @@ use crate::error::Error;
 use crate::family::Afi;
 use crate::reader::Reader;
 
-/// An IP prefix with its host bits zeroed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An IP prefix with its host bits zeroed. Ordered IPv4 before IPv6, then by address, then by
+/// length (the order a derived `Ord` would give, computed on integers: prefixes key every RIB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Prefix {
     /// IPv4 network and length (0..=32).
     V4(Ipv4Addr, u8),
     /// IPv6 network and length (0..=128).
     V6(Ipv6Addr, u8),
+}
+
+impl Ord for Prefix {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Prefix::V4(a, l), Prefix::V4(b, m)) => (u32::from(*a), *l).cmp(&(u32::from(*b), *m)),
+            (Prefix::V6(a, l), Prefix::V6(b, m)) => (u128::from(*a), *l).cmp(&(u128::from(*b), *m)),
+            (Prefix::V4(..), Prefix::V6(..)) => std::cmp::Ordering::Less,
+            (Prefix::V6(..), Prefix::V4(..)) => std::cmp::Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for Prefix {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Prefix {
@@ -202,4 +220,34 @@ pub(crate) fn decode_nlri(
 
 fn invalid_network(field: &str, at: usize, what: &str) -> Error {
     Error::reset(3, 10, Vec::new(), format!("{field} at byte {at}: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_order_is_the_octet_order() {
+        let key = |p: &Prefix| match *p {
+            Prefix::V4(a, l) => (0u8, a.octets().to_vec(), l),
+            Prefix::V6(a, l) => (1u8, a.octets().to_vec(), l),
+        };
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut v = Vec::new();
+        for _ in 0..500 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let l4 = (x % 33) as u8;
+            v.push(Prefix::v4(Ipv4Addr::from((x >> 16) as u32), l4).expect("v4"));
+            let l6 = (x % 129) as u8;
+            let a6 = (u128::from(x) << 64) | u128::from(x >> 3);
+            v.push(Prefix::v6(Ipv6Addr::from(a6), l6).expect("v6"));
+        }
+        for a in &v {
+            for b in v.iter().take(50) {
+                assert_eq!(a.cmp(b), key(a).cmp(&key(b)), "{a:?} {b:?}");
+            }
+        }
+    }
 }

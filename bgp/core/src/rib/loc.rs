@@ -56,8 +56,11 @@ impl LocRib {
             }
             Err(i) => {
                 // Most prefixes have one path: do not let the first insert allocate room for
-                // four (the default growth), which would triple the Loc-RIB's heap use.
-                d.paths.reserve_exact(1);
+                // four (the default growth), which would triple the Loc-RIB's heap use. Later
+                // inserts grow as usual (exact growth would reallocate on every new path).
+                if d.paths.is_empty() {
+                    d.paths.reserve_exact(1);
+                }
                 d.paths.insert(i, path)
             }
         }
