@@ -125,7 +125,8 @@ pub fn compare(a: &Path, b: &Path, opts: &DecisionOptions) -> (Ordering, Reason)
 pub struct Selection {
     /// The best path.
     pub best: Option<usize>,
-    /// The paths installed together (the best included, first), when ECMP applies.
+    /// The paths installed together (the best included, first) when ECMP applies and finds
+    /// more than one; empty when the best path is used alone.
     pub multipath: Vec<usize>,
 }
 
@@ -157,8 +158,10 @@ pub fn select_eligible(
         return Selection::default();
     };
     let bp = &paths[b];
-    let mut multipath = vec![b];
+    // Without ECMP nothing is allocated: most prefixes have one path.
+    let mut multipath = Vec::new();
     if opts.max_paths > 1 && bp.source != RouteSource::Local {
+        multipath.push(b);
         for (i, p) in paths.iter().enumerate() {
             if multipath.len() >= usize::from(opts.max_paths) {
                 break;
@@ -175,6 +178,9 @@ pub fn select_eligible(
             if equal && same_as && distinct_nh {
                 multipath.push(i);
             }
+        }
+        if multipath.len() == 1 {
+            multipath = Vec::new();
         }
     }
     Selection {

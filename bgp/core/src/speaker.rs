@@ -294,7 +294,7 @@ impl Speaker {
                 if best.source == RouteSource::Local {
                     return None;
                 }
-                let mut nh = Vec::with_capacity(d.selection.multipath.len());
+                let mut nh = Vec::with_capacity(d.selection.multipath.len().max(1));
                 if self.config.nexthop_tracking {
                     // Recursive next hops are installed through their resolving gateways.
                     for a in d.multipath().filter_map(|x| x.attrs.next_hop) {

@@ -9,7 +9,8 @@
 //! route writes re-resolves every tracked next hop (debounced), and so does a slow periodic
 //! pass in case the monitor lost messages.
 //!
-//! The same monitor notices when one of our routes is deleted by someone else and asks the
+//! A socket filter drops the notifications of our own route additions in the kernel (they
+//! are most of the traffic when we install a large table). The same monitor notices when one of our routes is deleted by someone else and asks the
 //! kernel task to put it back ([`KernelCmd::Resync`], debounced) instead of waiting for the
 //! periodic resync, and tells it when another protocol's route goes
 //! ([`KernelCmd::Vacated`]), so a prefix that route held against ours gets ours at once.
@@ -106,6 +107,15 @@ impl Tracker {
             what: "open route monitor",
             reason: e.to_string(),
         })?;
+        let mut conn = conn;
+        {
+            use rtnetlink::sys::AsyncSocket;
+            use std::os::fd::AsRawFd;
+            let fd = conn.socket_mut().socket_ref().as_raw_fd();
+            if let Err(e) = crate::sockopt::drop_own_route_adds(fd, cfg.protocol) {
+                tracing::warn!(target: "bgp.nexthop", event = "monitor_filter_failed", error = %e, "our own route writes will be read back and ignored");
+            }
+        }
         tokio::spawn(conn);
         Ok(Tracker {
             handle,

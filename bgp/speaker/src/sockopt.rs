@@ -140,6 +140,83 @@ pub fn set_min_ttl_all(sock: &impl AsFd, min: u8) -> io::Result<()> {
     setsockopt(fd, libc::IPPROTO_IP, libc::IP_MINTTL, &v)
 }
 
+/// `struct sock_filter` (classic BPF instruction).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+/// `struct sock_fprog`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+/// Drop, in the kernel, the route-monitor notifications of routes added with our route
+/// `protocol` (`RTM_NEWROUTE` whose `rtm_protocol` matches): the monitor does not need our
+/// own writes, and at a million routes parsing them costs more than writing them.
+/// Deletions and everyone else's routes still come through.
+pub fn drop_own_route_adds(fd: RawFd, protocol: u8) -> io::Result<()> {
+    // Classic BPF loads halfwords in network order; nlmsg_type is in host order.
+    let new_route = u32::from(u16::from_be_bytes(libc::RTM_NEWROUTE.to_ne_bytes()));
+    let prog = [
+        // A = nlmsg_type (offset 4)
+        SockFilter {
+            code: 0x28,
+            jt: 0,
+            jf: 0,
+            k: 4,
+        },
+        // if A != RTM_NEWROUTE goto accept
+        SockFilter {
+            code: 0x15,
+            jt: 0,
+            jf: 2,
+            k: new_route,
+        },
+        // A = rtm_protocol (16-byte nlmsghdr + 5)
+        SockFilter {
+            code: 0x30,
+            jt: 0,
+            jf: 0,
+            k: 21,
+        },
+        // if A == protocol goto drop
+        SockFilter {
+            code: 0x15,
+            jt: 1,
+            jf: 0,
+            k: u32::from(protocol),
+        },
+        // accept
+        SockFilter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: u32::MAX,
+        },
+        // drop
+        SockFilter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+    ];
+    let fprog = SockFprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr(),
+    };
+    // The kernel copies the program during the call; `prog` outlives it.
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+}
+
 /// The outgoing TTL / hop limit of every segment.
 pub fn set_ttl(sock: &impl AsFd, ttl: u8) -> io::Result<()> {
     let s = socket2::SockRef::from(sock);
@@ -161,6 +238,16 @@ mod tests {
     fn struct_layout_matches_the_kernel() {
         // 128 (address) + 1 + 1 + 2 + 4 + 80 = 216 bytes.
         assert_eq!(std::mem::size_of::<TcpMd5Sig>(), 216);
+    }
+
+    #[test]
+    fn the_route_monitor_filter_attaches() {
+        // SAFETY: plain socket(2); the descriptor is owned below and closed on drop.
+        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE) };
+        assert!(fd >= 0, "netlink socket");
+        // SAFETY: `fd` was just returned by socket(2) and is not owned elsewhere.
+        let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        drop_own_route_adds(owned.as_raw_fd(), 80).expect("SO_ATTACH_FILTER");
     }
 
     #[test]

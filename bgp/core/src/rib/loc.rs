@@ -26,12 +26,16 @@ impl Destination {
         self.selection.best.and_then(|i| self.paths.get(i))
     }
 
-    /// The multipath set (best first).
+    /// The paths installed together: the multipath set (best first), or the best alone.
     pub fn multipath(&self) -> impl Iterator<Item = &Path> {
-        self.selection
-            .multipath
-            .iter()
-            .filter_map(|&i| self.paths.get(i))
+        let alone = self.selection.multipath.is_empty();
+        let best = alone.then(|| self.best()).flatten();
+        best.into_iter().chain(
+            self.selection
+                .multipath
+                .iter()
+                .filter_map(|&i| self.paths.get(i)),
+        )
     }
 }
 
