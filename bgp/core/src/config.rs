@@ -11,6 +11,7 @@ use std::time::Duration;
 use brindle_bgp_wire::{Community, Family, LargeCommunity, Prefix};
 
 /// One BGP instance.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpeakerConfig {
     /// Our AS number.
@@ -72,6 +73,7 @@ impl SpeakerConfig {
 }
 
 /// RFC 4724 graceful restart parameters of the speaker.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrConfig {
     /// Restart time we advertise (seconds, at most 4095).
@@ -99,6 +101,7 @@ impl Default for GrConfig {
 }
 
 /// One neighbor.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
     /// The neighbor's address; also its identity in inputs and outputs.
@@ -203,6 +206,7 @@ impl PeerConfig {
 }
 
 /// What a matching filter rule does.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FilterAction {
     /// Accept the route.
@@ -212,6 +216,7 @@ pub enum FilterAction {
 }
 
 /// How a route's prefix is compared with a rule's CIDR (Calico BGPFilter semantics).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatchOperator {
     /// The prefix is exactly the CIDR.
@@ -226,6 +231,7 @@ pub enum MatchOperator {
 
 /// One import or export rule. A rule without `cidr` matches every prefix of its family;
 /// `prefix_length` bounds further restrict the match.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FilterRule {
     /// What to do on a match.
@@ -269,6 +275,7 @@ impl FilterRule {
 
 /// Attributes of a route we originate (a node's pod blocks): ORIGIN is IGP and the AS_PATH is
 /// empty; the rest is settable.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct OriginAttrs {
     /// Standard communities.

@@ -12,6 +12,7 @@ use crate::config::{OriginAttrs, PeerConfig};
 use crate::time::Instant;
 
 /// A TCP connection, numbered by the driver. Unique for the life of the speaker.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
 
@@ -22,6 +23,7 @@ impl fmt::Display for ConnId {
 }
 
 /// Who opened a TCP connection.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
     /// We connected (after an [`Output::Connect`]).
@@ -31,6 +33,7 @@ pub enum Direction {
 }
 
 /// The RFC 4271 §8.2.2 session states.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum State {
     /// Not trying (admin down, or waiting out IdleHold).
@@ -54,6 +57,7 @@ impl fmt::Display for State {
 }
 
 /// Per-neighbor timers.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PeerTimer {
     /// RFC 4271 ConnectRetry.
@@ -77,6 +81,7 @@ pub enum PeerTimer {
 }
 
 /// A timer the driver arms and reports back.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimerId {
     /// A neighbor's timer.
@@ -86,6 +91,7 @@ pub enum TimerId {
 }
 
 /// One thing that happened, fed to [`crate::Speaker::step`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// Add a neighbor (admin up). Replaces nothing: an existing neighbor is updated instead.
@@ -186,6 +192,7 @@ pub enum Input {
 }
 
 /// One thing for the driver to do, returned by [`crate::Speaker::step`] in order.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Open a TCP connection to the neighbor, then report `TcpConnected` or `TcpFailed`.

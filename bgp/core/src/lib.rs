@@ -60,6 +60,8 @@ pub mod negotiate;
 pub mod neighbor;
 pub mod nexthop;
 pub mod policy;
+#[cfg(feature = "serde")]
+pub mod record;
 pub mod reflector;
 pub mod rib;
 pub mod route;

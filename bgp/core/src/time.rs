@@ -9,6 +9,7 @@ use std::ops::{Add, Sub};
 use std::time::Duration;
 
 /// A point in time: milliseconds since an arbitrary epoch fixed by the driver.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Instant(pub u64);
 

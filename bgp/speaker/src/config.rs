@@ -119,6 +119,9 @@ pub struct DriverConfig {
     /// Bytes queued for one connection above which the core holds advertisements back
     /// (flow control); it resumes once a quarter of this is left.
     pub write_queue_high: usize,
+    /// Record every input of the core to this file (JSON lines, see
+    /// `brindle_bgp_core::record`), for replay.
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// Default [`DriverConfig::write_queue_high`]: 4 MiB, about a million IPv4 prefixes packed.
@@ -135,6 +138,7 @@ impl DriverConfig {
             originate: Vec::new(),
             start: StartMode::Auto,
             write_queue_high: DEFAULT_WRITE_QUEUE_HIGH,
+            record: None,
         }
     }
 }
@@ -492,6 +496,7 @@ impl FileConfig {
             originate,
             start,
             write_queue_high,
+            record: None,
         })
     }
 }

@@ -123,6 +123,8 @@ struct Instance {
     write_queue: (usize, usize),
     /// The GTSM minimum TTL set on the listener.
     listener_min_ttl: u8,
+    /// Where every input is recorded, when asked.
+    record: Option<std::io::LineWriter<std::fs::File>>,
     /// Connections whose write queue became blocked while outputs were performed; the core
     /// hears of them once the outputs are done.
     newly_blocked: Vec<(IpAddr, ConnId)>,
@@ -174,6 +176,22 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
     let mut speaker_config = config.speaker.clone();
     speaker_config.nexthop_tracking = nexthop.is_some();
     speaker_config.install_routes = config.kernel.enabled;
+    let record = match &config.record {
+        Some(path) => {
+            let f = std::fs::File::create(path).map_err(|e| {
+                Error::config(format!("record file {}", path.display()), e.to_string())
+            })?;
+            let mut w = std::io::LineWriter::new(f);
+            let start = brindle_bgp_core::record::Entry::Start {
+                config: speaker_config.clone(),
+                restarting,
+            };
+            use std::io::Write;
+            let _ = writeln!(w, "{}", start.to_line());
+            Some(w)
+        }
+        None => None,
+    };
     let (speaker, first) = if restarting {
         Speaker::new_restarting(speaker_config, CoreInstant::ZERO)
     } else {
@@ -208,6 +226,7 @@ pub async fn start(config: DriverConfig) -> Result<(SpeakerHandle, JoinHandle<()
         write_queue: (config.write_queue_high, config.write_queue_high / 4),
         newly_blocked: Vec::new(),
         listener_min_ttl: 0,
+        record,
     };
     inst.perform(first);
     if !restarting {
@@ -273,14 +292,33 @@ impl Instance {
 
     fn step(&mut self, input: Input) {
         let now = self.now();
+        self.record(now, &input);
         let out = self.speaker.step(input, now);
         self.perform(out);
         // SendBlocked only arms a timer, so this does not recurse further.
         for (peer, conn_id) in std::mem::take(&mut self.newly_blocked) {
-            let out = self
-                .speaker
-                .step(Input::SendBlocked { peer, conn_id }, self.now());
+            let now = self.now();
+            let input = Input::SendBlocked { peer, conn_id };
+            self.record(now, &input);
+            let out = self.speaker.step(input, now);
             self.perform(out);
+        }
+    }
+
+    /// Append an input to the recording, if one was asked for; a write error stops it.
+    fn record(&mut self, at: CoreInstant, input: &Input) {
+        let Some(w) = &mut self.record else {
+            return;
+        };
+        use std::io::Write;
+        let line = brindle_bgp_core::record::Entry::Step {
+            at,
+            input: input.clone(),
+        }
+        .to_line();
+        if let Err(e) = writeln!(w, "{line}") {
+            tracing::warn!(target: "bgp.instance", event = "record_failed", error = %e, "recording stopped");
+            self.record = None;
         }
     }
 

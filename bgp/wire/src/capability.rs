@@ -44,6 +44,7 @@ pub mod code {
 }
 
 /// One capability.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Capability {
     /// RFC 4760 §8: AFI (2), reserved (1), SAFI (1).
@@ -82,6 +83,7 @@ pub enum Capability {
 }
 
 /// One RFC 8950 tuple: NLRI of `nlri` may carry a next hop of `next_hop_afi`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExtendedNextHop {
     /// NLRI family (the SAFI is 2 octets in this capability).
@@ -101,6 +103,7 @@ pub struct ExtendedNextHop {
 ///  | AFI (2) | SAFI (1) | Flags for Address Family (1) |  repeated
 ///  +--------------------------------------------------+
 /// ```
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GracefulRestart {
     /// The four restart flag bits, right-aligned (bit 3 = R, bit 2 = N of RFC 8538).
@@ -129,6 +132,7 @@ impl GracefulRestart {
 }
 
 /// A family in the graceful restart capability.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GrFamily {
     /// The family.
@@ -148,6 +152,7 @@ impl GrFamily {
 }
 
 /// RFC 7911 send/receive field.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AddPathMode(pub u8);
 
@@ -171,6 +176,7 @@ impl AddPathMode {
 }
 
 /// One ADD-PATH tuple.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AddPathFamily {
     /// The family.
@@ -180,6 +186,7 @@ pub struct AddPathFamily {
 }
 
 /// One RFC 9494 tuple.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LlgrFamily {
     /// The family.

@@ -17,6 +17,7 @@ pub const MAX_EXTENDED_MESSAGE_LEN: usize = 65535;
 
 /// What the two speakers agreed in their OPENs. Use the same value for decoding (which reads
 /// `add_path_rx`) and encoding (which reads `add_path_tx`).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionContext {
     /// RFC 6793: both sides advertised the 4-octet AS capability, so AS_PATH and AGGREGATOR

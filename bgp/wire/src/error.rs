@@ -13,6 +13,7 @@ use crate::notification::NotificationMsg;
 ///   the `Err` of a decode call.
 /// * [`Error::Encode`] means a value cannot be put on the wire (for example a message larger
 ///   than the negotiated maximum); nothing must be sent.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Send this NOTIFICATION and close the session (RFC 7606 "session reset").
@@ -88,6 +89,7 @@ impl Error {
 ///
 /// `findings` only ever holds [`Error::TreatAsWithdraw`] and [`Error::AttributeDiscard`];
 /// a session reset is returned as the `Err` of the decode call instead.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded<T> {
     /// The decoded message. Discarded attributes are absent from it.

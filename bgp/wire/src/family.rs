@@ -7,6 +7,7 @@
 use std::fmt;
 
 /// Address Family Identifier (RFC 4760 §3). Unknown values are kept as they are.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Afi(pub u16);
 
@@ -20,6 +21,7 @@ impl Afi {
 }
 
 /// Subsequent Address Family Identifier (RFC 4760 §3). Unknown values are kept as they are.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Safi(pub u8);
 
@@ -33,6 +35,7 @@ impl Safi {
 }
 
 /// An (AFI, SAFI) pair.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Family {
     /// Address family.

@@ -27,6 +27,7 @@ pub const MARKER: [u8; 16] = [0xff; 16];
 pub const HEADER_LEN: usize = 19;
 
 /// Message type codes.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageType {
     /// 1.
@@ -67,6 +68,7 @@ impl MessageType {
 }
 
 /// A validated message header.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Header {
     /// Total message length, header included: the message is `buf[..length]`.

@@ -11,6 +11,7 @@ use crate::route_refresh::RouteRefreshMsg;
 use crate::update::UpdateMsg;
 
 /// One BGP message.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Message {
     /// OPEN (RFC 4271 §4.2).

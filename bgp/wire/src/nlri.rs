@@ -22,6 +22,7 @@ use crate::reader::Reader;
 
 /// An IP prefix with its host bits zeroed. Ordered IPv4 before IPv6, then by address, then by
 /// length (the order a derived `Ord` would give, computed on integers: prefixes key every RIB).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Prefix {
     /// IPv4 network and length (0..=32).
@@ -112,6 +113,7 @@ impl fmt::Display for Prefix {
 }
 
 /// One NLRI entry: a prefix and, when ADD-PATH applies, its path identifier.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Nlri {
     /// RFC 7911 path identifier; `Some` exactly when ADD-PATH is negotiated for the family

@@ -18,6 +18,7 @@ use crate::error::Error;
 macro_rules! subcode_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $val:expr,)* }) => {
         $(#[$m])*
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
             $($(#[$vm])* $var,)*
@@ -160,6 +161,7 @@ subcode_enum!(
 );
 
 /// A NOTIFICATION error code with its typed subcode.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// 1: Message Header Error.
@@ -278,6 +280,7 @@ impl ErrorCode {
 
 /// A NOTIFICATION message (RFC 4271 §4.5). The data is kept raw so that the message
 /// round-trips exactly; typed views are methods.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NotificationMsg {
     /// Error code and subcode.

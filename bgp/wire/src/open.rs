@@ -41,6 +41,7 @@ const PARAM_EXTENDED: u8 = 255;
 ///
 /// Capabilities from all type-2 optional parameters are flattened into one list, in order.
 /// The encoder puts them in a single parameter.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OpenMsg {
     /// Protocol version; the decoder only accepts 4.

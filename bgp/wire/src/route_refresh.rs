@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::family::{Afi, Family, Safi};
 
 /// RFC 7313 message subtype (the "Reserved" octet of RFC 2918).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefreshSubtype {
     /// 0: normal route refresh request.
@@ -48,6 +49,7 @@ impl From<RefreshSubtype> for u8 {
 }
 
 /// A ROUTE-REFRESH message.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RouteRefreshMsg {
     /// The family to refresh.

@@ -40,6 +40,7 @@ use crate::nlri::{Nlri, decode_nlri};
 use crate::reader::Reader;
 
 /// An UPDATE message.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct UpdateMsg {
     /// Withdrawn IPv4 unicast routes (the classic field).

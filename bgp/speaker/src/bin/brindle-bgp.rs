@@ -26,6 +26,9 @@ struct Args {
     /// Delete our kernel routes on exit (default: keep them for graceful restart).
     #[arg(long)]
     flush_routes_on_exit: bool,
+    /// Record every input of the protocol core to this file (JSON lines) for replay.
+    #[arg(long)]
+    record: Option<PathBuf>,
 }
 
 async fn write_status(h: &SpeakerHandle, path: &Path) -> anyhow::Result<()> {
@@ -43,7 +46,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
-    let cfg = FileConfig::from_yaml(&text)?.into_driver()?;
+    let mut cfg = FileConfig::from_yaml(&text)?.into_driver()?;
+    cfg.record = args.record.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -14,6 +14,7 @@ use crate::open::AS_TRANS;
 use crate::reader::Reader;
 
 /// Path segment type.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SegmentType {
     /// 1: AS_SET (unordered).
@@ -55,6 +56,7 @@ impl SegmentType {
 
 /// One path segment. On the wire a segment holds 1..=255 AS numbers; the encoder splits longer
 /// segments.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AsSegment {
     /// Segment type.
@@ -74,6 +76,7 @@ impl AsSegment {
 }
 
 /// An AS path: AS_PATH or AS4_PATH contents.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct AsPath {
     /// Segments in wire order.

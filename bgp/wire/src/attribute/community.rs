@@ -14,6 +14,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 /// An RFC 1997 community.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Community(pub u32);
 
@@ -48,6 +49,7 @@ impl fmt::Display for Community {
 }
 
 /// An RFC 4360 extended community, kept as its 8 octets with typed accessors.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExtendedCommunity(pub [u8; 8]);
 
@@ -110,6 +112,7 @@ impl ExtendedCommunity {
 }
 
 /// An RFC 8092 large community `global:local1:local2`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LargeCommunity {
     /// Global administrator (usually an AS).

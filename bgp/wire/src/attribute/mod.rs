@@ -79,6 +79,7 @@ pub mod code {
 }
 
 /// ORIGIN values (RFC 4271 §5.1.1).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Origin {
     /// 0: learned from an IGP.
@@ -90,6 +91,7 @@ pub enum Origin {
 }
 
 /// AGGREGATOR / AS4_AGGREGATOR value (RFC 4271 §5.1.7, RFC 6793).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Aggregator {
     /// The aggregating AS (AS_TRANS in a 2-octet AGGREGATOR when it does not fit).
@@ -99,6 +101,7 @@ pub struct Aggregator {
 }
 
 /// An attribute this crate does not decode, kept as received.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RawAttribute {
     /// Flags as received (the Extended Length bit is recomputed on encode).
@@ -124,6 +127,7 @@ impl RawAttribute {
 }
 
 /// One path attribute.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathAttribute {
     /// ORIGIN (type 1, well-known mandatory): 1 octet.

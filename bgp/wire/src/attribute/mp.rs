@@ -27,6 +27,7 @@ use crate::nlri::{Nlri, decode_nlri};
 use crate::reader::Reader;
 
 /// The next hop of an MP_REACH_NLRI.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NextHop {
     /// 4 octets (IPv4 family).
@@ -69,6 +70,7 @@ impl NextHop {
 }
 
 /// MP_REACH_NLRI for a family whose NLRI are prefixes.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MpReach {
     /// The family of the NLRI.
@@ -81,6 +83,7 @@ pub struct MpReach {
 
 /// MP_UNREACH_NLRI. `withdrawn` is empty in an End-of-RIB marker, which is also recognised
 /// for families whose NLRI this crate does not decode.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MpUnreach {
     /// The family of the NLRI.
