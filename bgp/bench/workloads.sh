@@ -108,6 +108,7 @@ config() { # config <target> <workload> <dir>: write the target's configuration
     case $t in
     brindle)
         { echo "local_as: 65002"; echo "router_id: 198.18.0.2"; echo "listen_address: 0.0.0.0"
+          if [[ -n ${BRINDLE_WRITE_QUEUE:-} ]]; then echo "write_queue_bytes: $BRINDLE_WRITE_QUEUE"; fi
           echo "kernel: { enabled: $kernel }"; echo "peers:"
           peers "$w" | while read -r addr as kind; do
               rr=false; [[ $kind == client ]] && rr=true

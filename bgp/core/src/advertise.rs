@@ -132,7 +132,7 @@ impl Speaker {
                     .map(|(p, _)| *p)
                     .filter(|p| family_of(p) == f)
                     .collect();
-                if let Some(o) = self.adj_out.get(&peer) {
+                if let Some(o) = self.adj_out.peer(peer) {
                     s.extend(o.family(f).map(|(p, _)| *p));
                 }
                 owned = s.into_iter().collect();
@@ -172,7 +172,7 @@ impl Speaker {
         let mut last: Option<(SharedAttrs, SharedAttrs)> = None;
         for (p, best) in prefixes.iter().zip(bests) {
             let want = self.desired(peer, p, best.as_ref(), &ctx, &mut cache);
-            let Some(rib) = self.adj_out.get_mut(&peer) else {
+            let Some(mut rib) = self.adj_out.peer_mut(peer) else {
                 return;
             };
             match want {
@@ -199,7 +199,7 @@ impl Speaker {
         let unsendable = send_updates(peer, conn, &ctx, &announce, &withdraw, out);
         // What could not be encoded is not advertised: the Adj-RIB-Out must not claim it (the
         // neighbor was sent a withdrawal of it instead).
-        if let Some(rib) = self.adj_out.get_mut(&peer) {
+        if let Some(mut rib) = self.adj_out.peer_mut(peer) {
             for p in &unsendable {
                 rib.remove(p);
             }

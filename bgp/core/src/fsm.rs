@@ -29,7 +29,7 @@ use crate::config::PeerConfig;
 use crate::event::{ConnId, Direction, Output, PeerTimer, State, TimerId};
 use crate::negotiate::{check_open, local_open};
 use crate::neighbor::{Conn, ConnState, LastError, Neighbor};
-use crate::rib::{AdjRibIn, AdjRibOut};
+use crate::rib::AdjRibIn;
 use crate::speaker::Speaker;
 use crate::time::Instant;
 
@@ -69,7 +69,7 @@ impl Speaker {
         tracing::info!(target: "bgp.fsm", event = "peer_added", peer = %addr, remote_as = cfg.remote_as);
         self.neighbors.insert(addr, Neighbor::new(cfg));
         self.adj_in.insert(addr, AdjRibIn::default());
-        self.adj_out.insert(addr, AdjRibOut::default());
+        self.adj_out.add_peer(addr);
         self.start(addr, now, out);
     }
 
@@ -116,7 +116,7 @@ impl Speaker {
             .cancel_where(|t| matches!(t, TimerId::Peer(p, _) if *p == addr), out);
         self.neighbors.remove(&addr);
         self.adj_in.remove(&addr);
-        self.adj_out.remove(&addr);
+        self.adj_out.remove_peer(addr);
         tracing::info!(target: "bgp.fsm", event = "peer_removed", peer = %addr);
     }
 
@@ -728,7 +728,7 @@ impl Speaker {
         n.synced = false;
         n.eor_received.clear();
         n.backlog = Default::default();
-        if let Some(o) = self.adj_out.get_mut(&addr) {
+        if let Some(mut o) = self.adj_out.peer_mut(addr) {
             o.clear();
         }
         tracing::info!(target: "bgp.fsm", event = "session_down", peer = %addr, how = ?how);

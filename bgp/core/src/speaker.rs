@@ -20,7 +20,7 @@ use crate::config::{OriginAttrs, SpeakerConfig};
 use crate::decision::DecisionOptions;
 use crate::event::{Input, Output, PeerTimer, TimerId};
 use crate::neighbor::Neighbor;
-use crate::rib::{AdjRibIn, AdjRibOut, LocRib};
+use crate::rib::{AdjRibIn, LocRib};
 use crate::route::{Interner, Path, RouteAttrs, RouteSource};
 use crate::time::Instant;
 use crate::timer::Timers;
@@ -31,7 +31,7 @@ pub struct Speaker {
     pub(crate) config: SpeakerConfig,
     pub(crate) neighbors: BTreeMap<IpAddr, Neighbor>,
     pub(crate) adj_in: BTreeMap<IpAddr, AdjRibIn>,
-    pub(crate) adj_out: BTreeMap<IpAddr, AdjRibOut>,
+    pub(crate) adj_out: crate::rib::adj_out::AdjOut,
     pub(crate) loc: LocRib,
     /// Received and post-import attribute sets, shared by every route carrying them.
     pub(crate) interner: Interner<RouteAttrs>,
@@ -57,7 +57,7 @@ impl Speaker {
             config,
             neighbors: BTreeMap::new(),
             adj_in: BTreeMap::new(),
-            adj_out: BTreeMap::new(),
+            adj_out: Default::default(),
             loc: LocRib::default(),
             interner: Interner::default(),
             originated: BTreeMap::new(),

@@ -241,7 +241,7 @@ impl Speaker {
     /// neighbor.
     pub fn adj_rib_out(&self, addr: IpAddr) -> Option<Vec<AdjRoute>> {
         let n = self.neighbors.get(&addr)?;
-        let out = self.adj_out.get(&addr);
+        let out = self.adj_out.peer(addr);
         Some(
             n.config
                 .families
@@ -260,7 +260,7 @@ impl Speaker {
     fn status_of(&self, n: &Neighbor) -> PeerStatus {
         let addr = n.config.address;
         let adj_in = self.adj_in.get(&addr);
-        let adj_out = self.adj_out.get(&addr);
+        let adj_out = self.adj_out.peer(addr);
         let families = n
             .config
             .families

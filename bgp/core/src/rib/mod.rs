@@ -9,5 +9,5 @@ pub mod adj_out;
 pub mod loc;
 
 pub use adj_in::{AdjRibIn, InEntry};
-pub use adj_out::AdjRibOut;
+pub use adj_out::{AdjOut, PeerOut, PeerOutMut};
 pub use loc::{Destination, LocRib};
