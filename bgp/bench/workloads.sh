@@ -177,7 +177,7 @@ start_target() { # start_target <target> <workload> <dir> <tag> <ns>: PIDs in TP
         # BRINDLE_WRAP (e.g. "perf record -g -o FILE") runs Brindle under a profiler.
         # shellcheck disable=SC2086
         start_bg "$d/target.log" ip netns exec "$tgt" env RUST_LOG=warn NO_COLOR=1 \
-            ${BRINDLE_WRAP:-} "$BIN/brindle-bgp" --config "$d/brindle.yaml"
+            ${BRINDLE_WRAP:-} "$BIN/brindle-bgp" --config "$d/brindle.yaml" ${BRINDLE_ARGS:-}
         TPIDS+=("$BGPID") ;;
     bird)
         start_bg "$d/target.log" ip netns exec "$tgt" bird -f -c "$d/bird.conf" -s "$d/bird.ctl"
