@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The four realistic BGP workloads, every target in the same run:
 #   a  one eBGP injector: N prefixes /8../24 over ~300k attribute sets -> target -> sink
-#   b  10 eBGP injectors announcing the same N prefixes with different paths (best-path churn)
-#      -> target -> sink (done when every prefix's best is the expected injector's)
+#   b  10 eBGP injectors announcing the same N prefixes, one after another, each with a
+#      shorter AS path than the one before (every prefix changes its best path 10 times)
+#      -> target -> sink (the next injector starts when the sink has every prefix from the
+#      previous one; done when it has every prefix from the last)
 #   c  target as route reflector of 100 iBGP clients announcing 1,000 prefixes each (done when
 #      every client has the other 99,000)
 #   d  one injector: N prefixes -> target writes them into its kernel FIB (done when the
@@ -245,25 +247,35 @@ run_one() { # run_one <workload> <target>
     if [[ $w == a || $w == b ]]; then
         local starts=() k=0 n=$N_A ninj=1
         [[ $w == b ]] && { n=$N_B; k=$INJ_B; ninj=$INJ_B; }
+        rm -f "$d"/ready*
         for ((i = 0; i < ninj; i++)); do starts+=(--start-file "$d/start.$i"); done
         start_bg "$d/sink.log" timeout -k 5 $((TIMEOUT + 30)) ip netns exec "$rcv" "$BIN/bgp-sink" \
             --connect 198.19.1.1:179 --router-id 198.19.1.2 --count "$n" "${starts[@]}" \
-            --ready-file "$d/ready" --clk-tck "$CLK" --timeout "$TIMEOUT" --expect-best-of "$k" \
+            --ready-file "$d/ready" --clk-tck "$CLK" --timeout "$TIMEOUT" --phases "$k" \
             "${pid_args[@]}"
         sink=$BGPID; run_pids+=("$sink")
         for _ in $(seq 300); do [[ -e $d/ready ]] && break; kill -0 "$sink" 2>/dev/null || break; sleep 0.2; done
         [[ -e $d/ready ]] || die "sink never came up with $t: $(tail -5 "$d/sink.log" "$d"/target*.log)"
-        local i=0
-        while read -r addr as kind; do
-            [[ $kind == inj ]] || continue
+        local i=0 injs=()
+        mapfile -t injs < <(peers "$w" | awk '$3 == "inj"')
+        for line in "${injs[@]}"; do
+            read -r addr as kind <<<"$line"
             local extra=(--count "$n")
             if [[ $w == a ]]; then extra+=(--profile internet --attr-sets "$SETS_A")
-            else extra+=(--path-variants "$INJ_B" --path-offset "$i"); fi
+            else extra+=(--path-len $((INJ_B - i))); fi
             start_bg "$d/inject.$i.log" ip netns exec "$inj" "$BIN/bgp-inject" \
                 --connect 198.18.0.2:179 --local-as "$as" --router-id "$addr" --next-hop "$addr" --bind "$addr" \
                 --start-file "$d/start.$i" "${extra[@]}" "${pid_args[@]}"
-            run_pids+=("$BGPID"); i=$((i + 1))
-        done < <(peers "$w")
+            run_pids+=("$BGPID")
+            if [[ $w == b ]] && ((i + 1 < INJ_B)); then
+                # The next injector starts once the sink has every prefix from this one.
+                local deadline=$((SECONDS + TIMEOUT))
+                while [[ ! -e $d/ready.phase$i ]] && ((SECONDS < deadline)) && kill -0 "$sink" 2>/dev/null; do
+                    sleep 0.05
+                done
+            fi
+            i=$((i + 1))
+        done
         local rc=0; wait "$sink" || rc=$?
         line=$(grep '^result ' "$d/sink.log" || echo "result status=error:exit_$rc")
     elif [[ $w == c ]]; then

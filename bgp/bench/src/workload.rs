@@ -5,9 +5,6 @@
 //! * [`internet`]: N distinct prefixes from /8 to /24 in 240.0.0.0/4 with the length mix of a
 //!   full Internet table (most /24s), and [`internet_attrs`]: about S distinct attribute sets
 //!   (AS paths of 1 to 7 ASes, communities, MEDs, two origins) spread over them.
-//! * [`churn_path_len`] / [`churn_best`]: K injectors announcing the same prefixes with AS
-//!   paths whose lengths differ per injector and prefix, so the best path of each prefix is
-//!   one known injector (no ties that implementations break differently).
 
 use std::net::Ipv4Addr;
 
@@ -34,18 +31,6 @@ pub fn uniform(space: (Ipv4Addr, u8), len: u8, count: u32) -> anyhow::Result<Vec
                 .context("prefix")
         })
         .collect()
-}
-
-/// The index of a [`uniform`] prefix, or `None` when it is not one.
-pub fn uniform_index(space: (Ipv4Addr, u8), len: u8, p: &Prefix) -> Option<u32> {
-    let Prefix::V4(a, l) = *p else { return None };
-    if l != len {
-        return None;
-    }
-    let base = u32::from(space.0) & (u32::MAX.checked_shl(32 - u32::from(space.1)).unwrap_or(0));
-    u32::from(a)
-        .checked_sub(base)
-        .map(|d| d >> (32 - u32::from(len)))
 }
 
 /// Share of a full table per prefix length (per mille), /8 to /23; /24 takes the rest.
@@ -151,18 +136,6 @@ pub fn internet_attrs(k: u32, local_as: u32, next_hop: Ipv4Addr) -> Vec<PathAttr
     attrs
 }
 
-/// The AS path length injector `j` of `k` uses for prefix number `i`: 1 to `k`, different for
-/// every injector.
-pub fn churn_path_len(i: u32, j: u32, k: u32) -> u32 {
-    1 + (i + j) % k.max(1)
-}
-
-/// The injector whose path for prefix `i` is the shortest (length 1).
-pub fn churn_best(i: u32, k: u32) -> u32 {
-    let k = k.max(1);
-    (k - i % k) % k
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,15 +159,5 @@ mod tests {
             .map(|k| format!("{:?}", internet_attrs(k, 65001, nh)))
             .collect();
         assert_eq!(a.len(), 1000);
-    }
-
-    #[test]
-    fn churn_has_one_shortest_path_per_prefix() {
-        for i in 0..100 {
-            let lens: Vec<u32> = (0..10).map(|j| churn_path_len(i, j, 10)).collect();
-            let best = churn_best(i, 10);
-            assert_eq!(lens[best as usize], 1);
-            assert_eq!(lens.iter().filter(|l| **l == 1).count(), 1);
-        }
     }
 }

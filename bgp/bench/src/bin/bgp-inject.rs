@@ -3,10 +3,9 @@
 //! until killed.
 //!
 //! Profiles: `uniform` (default), `base + i * 2^(32 - len)` for i in 0..N inside `--space`
-//! with one attribute set; `internet`, N prefixes from /8 to /24 in 240.0.0.0/4 spread over
-//! `--attr-sets` distinct attribute sets (see `workload.rs`). `--path-variants K
-//! --path-offset J` makes this injector number J of K announcing the same uniform prefixes with
-//! AS paths of per-prefix lengths (best-path churn: one injector has the shortest path).
+//! with one attribute set and an AS path of `--path-len` ASes; `internet`, N prefixes from /8
+//! to /24 in 240.0.0.0/4 spread over `--attr-sets` distinct attribute sets (see
+//! `workload.rs`).
 //! Just before the first UPDATE is written, the wall clock (ns since the epoch) and the
 //! target's CPU ticks are written to `--start-file` as `"<ns> <ticks>"`.
 
@@ -71,12 +70,9 @@ struct Args {
     /// Internet profile: distinct attribute sets.
     #[arg(long, default_value_t = 300_000)]
     attr_sets: u32,
-    /// Churn: number of injectors announcing the same prefixes (1 = no churn).
+    /// Uniform profile: AS path length (our AS then fillers), for the churn workload.
     #[arg(long, default_value_t = 1)]
-    path_variants: u32,
-    /// Churn: which injector this is, 0..path_variants.
-    #[arg(long, default_value_t = 0)]
-    path_offset: u32,
+    path_len: u32,
 }
 
 /// The UPDATEs to send, packed per attribute set, and the number of prefixes.
@@ -89,32 +85,14 @@ fn messages(args: &Args, ctx: &SessionContext) -> anyhow::Result<(Vec<Vec<u8>>, 
     match args.profile.as_str() {
         "uniform" => {
             let nlri = workload::uniform(parse_v4_net(&args.space)?, args.prefix_len, args.count)?;
-            if args.path_variants <= 1 {
-                let attrs = vec![
-                    PathAttribute::Origin(Origin::Igp),
-                    PathAttribute::AsPath(AsPath::from_sequence(vec![args.local_as])),
-                    PathAttribute::NextHop(args.next_hop),
-                ];
-                msgs = pack(&attrs, &nlri)?;
-            } else {
-                // Group by AS path length: one attribute set per length.
-                let k = args.path_variants;
-                let mut groups: Vec<Vec<Nlri>> = vec![Vec::new(); k as usize];
-                for (i, n) in nlri.iter().enumerate() {
-                    let len = workload::churn_path_len(i as u32, args.path_offset, k);
-                    groups[(len - 1) as usize].push(*n);
-                }
-                for (g, nlri) in groups.iter().enumerate() {
-                    let mut path = vec![args.local_as];
-                    path.extend((0..g as u32).map(|x| 64600 + x));
-                    let attrs = vec![
-                        PathAttribute::Origin(Origin::Igp),
-                        PathAttribute::AsPath(AsPath::from_sequence(path)),
-                        PathAttribute::NextHop(args.next_hop),
-                    ];
-                    msgs.extend(pack(&attrs, nlri)?);
-                }
-            }
+            let mut path = vec![args.local_as];
+            path.extend((1..args.path_len.max(1)).map(|x| 64600 + x));
+            let attrs = vec![
+                PathAttribute::Origin(Origin::Igp),
+                PathAttribute::AsPath(AsPath::from_sequence(path)),
+                PathAttribute::NextHop(args.next_hop),
+            ];
+            msgs = pack(&attrs, &nlri)?;
             Ok((msgs, nlri.len()))
         }
         "internet" => {

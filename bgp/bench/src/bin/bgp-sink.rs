@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use brindle_bgp_bench::{
-    connect_retry, epoch_ns, handshake, keepalive_bytes, sample_pids, workload,
-};
+use brindle_bgp_bench::{connect_retry, epoch_ns, handshake, keepalive_bytes, sample_pids};
 use brindle_bgp_wire::{Message, Prefix};
 use clap::Parser;
 use tokio::io::AsyncWriteExt;
@@ -52,18 +50,14 @@ struct Args {
     /// Hold time we offer.
     #[arg(long, default_value_t = 180)]
     hold_time: u16,
-    /// Churn workload: K injectors; a prefix counts only once its path comes from the injector
-    /// with the shortest path (the second AS of the path is `--as-base` + that injector).
+    /// Churn workload: K phases. In phase j a prefix counts only while its path comes from
+    /// injector j (the second AS of the path is `--as-base` + j); when all `--count` do, the
+    /// sink writes `<ready-file>.phase<j>` and moves on. Done after phase K - 1.
     #[arg(long, default_value_t = 0)]
-    expect_best_of: u32,
+    phases: u32,
     /// Churn workload: the first injector's AS.
     #[arg(long, default_value_t = 65101)]
     as_base: u32,
-    /// Churn workload: the injectors' uniform space and length.
-    #[arg(long, default_value = "240.0.0.0/4")]
-    space: String,
-    #[arg(long, default_value_t = 24)]
-    prefix_len: u8,
 }
 
 #[derive(Debug, Default)]
@@ -121,31 +115,34 @@ async fn main() -> anyhow::Result<()> {
 
     let ctx = sess.ctx;
     let mut reader = sess.reader;
-    let space = brindle_bgp_bench::parse_v4_net(&args.space)?;
-    let k = args.expect_best_of;
-    // Whether an announcement is final: always, unless the churn check says otherwise.
-    let wanted = |p: &Prefix, path: Option<&brindle_bgp_wire::AsPath>| -> bool {
-        if k == 0 {
-            return true;
-        }
-        let Some(i) = workload::uniform_index(space, args.prefix_len, p) else {
-            return false;
-        };
-        let want = args.as_base + workload::churn_best(i, k);
-        path.and_then(|a| {
-            a.segments
-                .iter()
-                .flat_map(|s| s.asns.iter())
-                .nth(1)
-                .copied()
-        }) == Some(want)
+    let phases = args.phases;
+    let mut phase = 0u32;
+    // Whether an announcement counts: always, unless it is not from this phase's injector.
+    let wanted = |phase: u32, path: Option<&brindle_bgp_wire::AsPath>| -> bool {
+        phases == 0
+            || path.and_then(|a| {
+                a.segments
+                    .iter()
+                    .flat_map(|s| s.asns.iter())
+                    .nth(1)
+                    .copied()
+            }) == Some(args.as_base + phase)
     };
     let mut c = Counts {
         present: HashSet::with_capacity(args.count),
         ..Counts::default()
     };
     let outcome: anyhow::Result<bool> = tokio::time::timeout_at(deadline.into(), async {
-        while c.present.len() < args.count {
+        loop {
+            if c.present.len() >= args.count {
+                if phases == 0 || phase + 1 >= phases {
+                    break;
+                }
+                let f = format!("{}.phase{phase}", args.ready_file.display());
+                std::fs::write(&f, "done\n")?;
+                phase += 1;
+                c.present.clear();
+            }
             match reader.next(&ctx).await? {
                 Some(Message::Update(u)) => {
                     c.updates += 1;
@@ -159,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
                     let path = u.as_path();
                     for (_, n) in u.announced() {
                         c.announced += 1;
-                        if wanted(&n.prefix, path) {
+                        if wanted(phase, path) {
                             c.present.insert(n.prefix);
                         } else {
                             c.present.remove(&n.prefix);
