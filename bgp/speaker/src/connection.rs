@@ -136,10 +136,14 @@ impl ConnTasks {
     /// Queue whole messages; true when the queue just went above its high-water mark.
     pub fn write(&self, bytes: Vec<u8>) -> bool {
         let n = bytes.len();
+        // Counted before the writer can see them: the writer subtracts what it wrote, and must
+        // never subtract bytes not yet added.
+        let blocked = self.gauge.add(n);
         if self.writer.send(WriteCmd::Bytes(bytes)).is_err() {
+            self.gauge.sub(n);
             return false;
         }
-        self.gauge.add(n)
+        blocked
     }
 }
 

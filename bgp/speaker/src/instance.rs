@@ -47,6 +47,9 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// Decoded messages and other events queued for the instance task.
 const EVENT_QUEUE: usize = 128;
 
+/// Queued events taken at once; runs of messages among them are one step of the core.
+const EVENT_BATCH: usize = 64;
+
 /// Everything the other tasks tell the instance task.
 #[derive(Debug)]
 pub enum Event {
@@ -341,7 +344,7 @@ impl Instance {
                         return;
                     }
                 },
-                Some(e) = events.recv() => self.event(e),
+                Some(e) = events.recv() => self.events(e, &mut events),
                 _ = sleep_until(next) => self.fire_due(),
             }
         }
@@ -509,6 +512,55 @@ impl Instance {
             local,
             remote,
         });
+    }
+
+    /// Handle `first` and whatever else is already queued (up to [`EVENT_BATCH`]): runs of
+    /// decoded messages go to the core as one [`Input::Batch`], so the decision process,
+    /// advertisement and the writers' wake-ups happen once per run instead of once per
+    /// message. Other events are handled one by one, in order.
+    fn events(&mut self, first: Event, queue: &mut mpsc::Receiver<Event>) {
+        let mut batch: Vec<Input> = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(e) = next.take() {
+            taken += 1;
+            match e {
+                Event::Conn(ConnEvent::Message {
+                    conn_id,
+                    peer,
+                    decoded: Ok(d),
+                }) => {
+                    if self.conns.contains_key(&conn_id) {
+                        batch.push(Input::Message {
+                            peer,
+                            conn_id,
+                            msg: d.msg,
+                            findings: d.findings,
+                        });
+                    }
+                }
+                other => {
+                    self.flush_batch(&mut batch);
+                    self.event(other);
+                }
+            }
+            if taken < EVENT_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        self.flush_batch(&mut batch);
+    }
+
+    fn flush_batch(&mut self, batch: &mut Vec<Input>) {
+        match batch.len() {
+            0 => {}
+            1 => {
+                if let Some(i) = batch.pop() {
+                    self.step(i);
+                }
+            }
+            _ => self.step(Input::Batch(std::mem::take(batch))),
+        }
     }
 
     fn event(&mut self, e: Event) {

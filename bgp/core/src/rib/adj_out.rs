@@ -301,6 +301,17 @@ impl PeerOutMut<'_> {
     /// Record a withdrawal; true when something had been advertised.
     pub fn remove(&mut self, prefix: &Prefix) -> bool {
         let s = self.slot;
+        // A neighbor sent nothing of this family (an injector we export nothing to) need not
+        // look the prefix up in everyone's table.
+        let family = family_of(prefix);
+        if self
+            .out
+            .counts
+            .get(s)
+            .is_none_or(|c| c.get(&family).is_none_or(|n| *n == 0))
+        {
+            return false;
+        }
         let Some(h) = self.out.routes.get_mut(prefix) else {
             return false;
         };
