@@ -44,32 +44,8 @@ NSS=()
 WORK=$(mktemp -d /tmp/brbench-XXXXXX)
 chmod 777 "$WORK" # FRR drops privileges to the frr user and writes its sockets here
 
-kill_pids() {
-    local p
-    for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        local alive=0
-        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.3
-    done
-    for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
-    for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    ((${#PIDS[@]})) && kill_pids "${PIDS[@]}"
-    local ns
-    for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    if ((rc != 0)); then
-        echo "run.sh: exit $rc; logs kept in $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -89,22 +65,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 
-start_bg() { # start_bg <log> <cmd...>: background, PID in $BGPID and PIDS
-    local log=$1; shift
-    "$@" >"$log" 2>&1 &
-    BGPID=$!
-    PIDS+=("$BGPID")
-}
 
-forget_pids() { # drop PIDs from PIDS once they are dead
-    local keep=() p q dead
-    for p in "${PIDS[@]}"; do
-        dead=0
-        for q in "$@"; do [[ $p == "$q" ]] && dead=1; done
-        ((dead)) || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-}
 
 run_one() {
     local target=$1 n=$2 rep=$3 timeout

@@ -48,27 +48,8 @@ NSS=()
 WORK=$(mktemp -d /tmp/brwl-XXXXXX)
 chmod 777 "$WORK"
 
-kill_pids() {
-    local p
-    for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 20); do
-        local alive=0
-        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        ((alive)) || break
-        sleep 0.3
-    done
-    for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
-    for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    ((${#PIDS[@]})) && kill_pids "${PIDS[@]}"
-    local ns
-    for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    if ((rc != 0)); then echo "workloads.sh: exit $rc; logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-    exit "$rc"
-}
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -82,15 +63,6 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 
-start_bg() { local log=$1; shift; "$@" >"$log" 2>&1 & BGPID=$!; PIDS+=("$BGPID"); }
-forget_pids() {
-    local keep=() p q dead
-    for p in "${PIDS[@]}"; do
-        dead=0; for q in "$@"; do [[ $p == "$q" ]] && dead=1; done
-        ((dead)) || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-}
 
 # Peers of the target per workload: "address as kind" lines (kind: inj, sink, client).
 peers() {

@@ -281,7 +281,8 @@ async fn accept_loop(l: Arc<TcpListener>, events: mpsc::Sender<Event>) {
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+/// Sleep until `at`, or forever when there is nothing to wait for.
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

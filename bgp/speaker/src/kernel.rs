@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::KernelConfig;
 use crate::error::Error;
+use crate::instance::sleep_until;
 
 /// How often the kernel task compares its routes with the kernel's and puts back deleted ones.
 pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(10);
@@ -118,6 +119,27 @@ async fn execute(handle: Handle, op: Op) -> Result<(), rtnetlink::Error> {
     }
 }
 
+/// The gateways of a route message, its multipath next hops' included, sorted.
+pub fn route_gateways(m: &RouteMessage) -> Vec<IpAddr> {
+    let gateway = |a: &RouteAttribute| match a {
+        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(IpAddr::V4(*g)),
+        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(IpAddr::V6(*g)),
+        _ => None,
+    };
+    let mut out: Vec<IpAddr> = m.attributes.iter().filter_map(gateway).collect();
+    for a in &m.attributes {
+        if let RouteAttribute::MultiPath(hops) = a {
+            out.extend(
+                hops.iter()
+                    .flat_map(|h| h.attributes.iter().filter_map(gateway)),
+            );
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The destination of a route message.
 pub fn route_prefix(m: &RouteMessage) -> Option<Prefix> {
     let len = m.header.destination_prefix_length;
@@ -131,13 +153,6 @@ pub fn route_prefix(m: &RouteMessage) -> Option<Prefix> {
         (AddressFamily::Inet, None) => Prefix::v4(Ipv4Addr::UNSPECIFIED, len),
         (AddressFamily::Inet6, None) => Prefix::v6(Ipv6Addr::UNSPECIFIED, len),
         _ => None,
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -258,11 +273,6 @@ impl Kernel {
             RouteMessageBuilder::<Ipv4Addr>::new().build(),
             RouteMessageBuilder::<Ipv6Addr>::new().build(),
         ];
-        let addr = |a: &RouteAttribute| match a {
-            RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(IpAddr::V4(*g)),
-            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(IpAddr::V6(*g)),
-            _ => None,
-        };
         for req in reqs {
             let mut s = self.handle.route().get(req).execute();
             while let Some(m) = s.try_next().await.map_err(nl_err("dump routes"))? {
@@ -270,17 +280,7 @@ impl Kernel {
                     continue;
                 };
                 let hops = out.entry(p).or_default();
-                for a in &m.attributes {
-                    if let Some(g) = addr(a) {
-                        hops.push(g);
-                    }
-                    if let RouteAttribute::MultiPath(nhs) = a {
-                        hops.extend(
-                            nhs.iter()
-                                .flat_map(|nh| nh.attributes.iter().filter_map(addr)),
-                        );
-                    }
-                }
+                hops.extend(route_gateways(&m));
                 // IPv6 multipath routes come back as siblings, one message per next hop.
                 hops.sort();
                 hops.dedup();

@@ -21,15 +21,14 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteType,
-};
+use netlink_packet_route::route::{RouteAttribute, RouteFlags, RouteMessage, RouteType};
 use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
 use tokio::sync::mpsc;
 
 use crate::config::KernelConfig;
 use crate::error::Error;
+use crate::instance::sleep_until;
 use crate::kernel::KernelCmd;
 
 /// Changes are gathered this long before the tracked next hops are resolved again.
@@ -73,21 +72,6 @@ impl std::fmt::Debug for Tracker {
 
 /// Reachable, and the resolving route's gateways (empty: directly connected).
 type Resolved = (bool, Vec<IpAddr>);
-
-fn gateway(a: &RouteAttribute) -> Option<IpAddr> {
-    match a {
-        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(IpAddr::V4(*g)),
-        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(IpAddr::V6(*g)),
-        _ => None,
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
 
 impl Tracker {
     /// Open the monitor socket (in the calling thread's network namespace).
@@ -161,18 +145,7 @@ impl Tracker {
         if r.header.kind != RouteType::Unicast || self.is_ours(&r) {
             return (false, Vec::new());
         }
-        let mut via: Vec<IpAddr> = r.attributes.iter().filter_map(gateway).collect();
-        for a in &r.attributes {
-            if let RouteAttribute::MultiPath(hops) = a {
-                via.extend(
-                    hops.iter()
-                        .flat_map(|h| h.attributes.iter().filter_map(gateway)),
-                );
-            }
-        }
-        via.sort();
-        via.dedup();
-        (true, via)
+        (true, crate::kernel::route_gateways(&r))
     }
 
     async fn report(&self, addr: IpAddr, (reachable, via): Resolved) {
