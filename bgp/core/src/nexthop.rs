@@ -32,12 +32,19 @@ pub struct Resolution {
 pub struct Nexthops {
     /// `None`: asked for, not reported yet.
     state: BTreeMap<IpAddr, Option<Resolution>>,
+    /// Next hops whose report changed since the last decision run.
+    changed: BTreeSet<IpAddr>,
 }
 
 impl Nexthops {
     /// Whether `addr` is known reachable.
     pub fn reachable(&self, addr: &IpAddr) -> bool {
         self.get(addr).is_some_and(|r| r.reachable)
+    }
+
+    /// True while some tracked next hop has not been reported.
+    pub fn any_unreported(&self) -> bool {
+        self.state.values().any(Option::is_none)
     }
 
     /// What was reported for `addr`.
@@ -110,6 +117,19 @@ impl Speaker {
         }
         tracing::info!(target: "bgp.nexthop", event = "reachability", nexthop = %addr, reachable = resolution.reachable, via = ?resolution.via);
         *old = Some(resolution);
+        // The prefixes using it are found once per step, however many reports came.
+        self.nexthops.changed.insert(addr);
+        let _ = out;
+    }
+
+    /// Before the decision process: decide again every prefix with a path through a next
+    /// hop whose report changed (one walk of the Loc-RIB per step), and untrack next hops no
+    /// path uses any more.
+    pub(crate) fn nexthops_changed(&mut self, out: &mut Vec<Output>) {
+        if self.nexthops.changed.is_empty() {
+            return;
+        }
+        let changed = std::mem::take(&mut self.nexthops.changed);
         let mut used: BTreeSet<IpAddr> = BTreeSet::new();
         let mut affected = Vec::new();
         for (p, d) in self.loc.iter() {
@@ -119,7 +139,7 @@ impl Speaker {
                     && path.source != RouteSource::Local
                 {
                     used.insert(a);
-                    hit |= a == addr;
+                    hit |= changed.contains(&a);
                 }
             }
             if hit {

@@ -268,6 +268,7 @@ impl Speaker {
     fn finish(&mut self, now: Instant, out: &mut Vec<Output>) {
         if !self.deferring {
             let opts = self.decision_options();
+            self.nexthops_changed(out);
             self.track_new_nexthops(out);
             let tracking = self.config.nexthop_tracking;
             let nh = &self.nexthops;
@@ -277,7 +278,10 @@ impl Speaker {
             if self.config.install_routes {
                 self.sync_kernel(&changed, out);
             }
-            if std::mem::take(&mut self.pending_synced) {
+            // After a restart, the kernel's leftover routes go only once the table is complete:
+            // not while a next hop is still to be resolved (its routes are not installed yet).
+            if self.pending_synced && !self.nexthops.any_unreported() {
+                self.pending_synced = false;
                 out.push(Output::RibSynced);
             }
             self.advertise_changes(&changed, out);

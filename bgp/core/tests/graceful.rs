@@ -445,3 +445,39 @@ fn without_graceful_restart_the_established_session_wins() {
         Some(State::Established)
     );
 }
+
+#[test]
+fn restarting_with_next_hop_tracking_keeps_leftovers_until_next_hops_are_known() {
+    let mut cfg = config();
+    cfg.nexthop_tracking = true;
+    let (mut s, _) = Speaker::new_restarting(cfg, t(0));
+    s.step(Input::AddPeer(peer_cfg()), t(0));
+    establish(&mut s, ip(E), 1, gr_open(true, false), t(1));
+    s.step(
+        msg(ip(E), 1, announce_v4(&[65001], E, &["10.1.0.0/16"], vec![])),
+        t(2),
+    );
+    // The deferral ends before the driver has resolved the next hop: the kernel's leftover
+    // routes must stay (no RibSynced), since nothing learned could be installed yet.
+    let out = s.step(Input::TimerExpired(TimerId::SelectionDeferral), t(360));
+    assert!(out.contains(&Output::TrackNexthop(ip(E))));
+    assert!(!out.contains(&Output::RibSynced), "{out:?}");
+    // Reported: the route is installed, then the leftovers may go.
+    let out = s.step(
+        Input::NexthopReachability {
+            addr: ip(E),
+            reachable: true,
+            via: vec![],
+        },
+        t(361),
+    );
+    let install = out
+        .iter()
+        .position(|o| matches!(o, Output::InstallRoute { .. }))
+        .expect("install");
+    let synced = out
+        .iter()
+        .position(|o| *o == Output::RibSynced)
+        .expect("synced");
+    assert!(install < synced);
+}

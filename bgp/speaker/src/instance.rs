@@ -540,6 +540,15 @@ impl Instance {
                         });
                     }
                 }
+                Event::Nexthop {
+                    addr,
+                    reachable,
+                    via,
+                } => batch.push(Input::NexthopReachability {
+                    addr,
+                    reachable,
+                    via,
+                }),
                 other => {
                     self.flush_batch(&mut batch);
                     self.event(other);
@@ -592,7 +601,13 @@ impl Instance {
                 }
             }
             Event::Conn(ConnEvent::Drained { conn_id, peer }) => {
-                if self.conns.contains_key(&conn_id) {
+                // A drain reported before a later write blocked the queue again is stale:
+                // the core heard of that block after it.
+                if self
+                    .conns
+                    .get(&conn_id)
+                    .is_some_and(|c| !c.tasks.gauge.is_blocked())
+                {
                     self.step(Input::SendReady { peer, conn_id });
                 }
             }

@@ -9,9 +9,10 @@
 //! metric; deleting always names our protocol, so the kernel refuses to delete anything else.
 //! Deleting a route that is already gone is success.
 //!
-//! Every [`RESYNC`], and soon after the route monitor ([`crate::nexthop`]) saw one of our routes
-//! deleted, the task reads our routes back and puts back any that someone deleted (a route of
-//! another protocol that took the place stays, reported as a conflict).
+//! When the route monitor ([`crate::nexthop`]) sees one of our routes deleted that we still
+//! want, the task puts it back at once; every [`RESYNC`] it also reads our routes back and puts
+//! back any missing (a route of another protocol that took the place stays, reported as a
+//! conflict).
 //!
 //! Graceful restart: at startup the task reads the routes of ours already in the table and
 //! leaves them alone (forwarding continues while we restart) until [`KernelCmd::Synced`]; it
@@ -69,12 +70,12 @@ pub enum KernelCmd {
     Flush(oneshot::Sender<()>),
     /// Learned routes within these prefixes stay out of the kernel from now on.
     Exclude(Vec<Prefix>),
-    /// Compare with the kernel now and put back what someone deleted (the route monitor saw
-    /// one of our routes go).
-    Resync,
     /// Another protocol's route for this prefix was deleted: if it held the prefix against
     /// ours (a conflict), try ours now.
     Vacated(Prefix),
+    /// One of our routes for this prefix was deleted (the route monitor saw it): put it
+    /// back if we still want it (our own deletions are of prefixes no longer wanted).
+    Deleted(Prefix),
 }
 
 /// One netlink request of a batch.
@@ -456,7 +457,11 @@ impl Kernel {
                     Ok(false) => {
                         self.retry.remove(&p);
                     }
-                    Err(e) => self.schedule_retry(p, &e),
+                    Err(e) => {
+                        // Not (or no longer correctly) installed: the retry must write it.
+                        self.installed.remove(&p);
+                        self.schedule_retry(p, &e);
+                    }
                 },
                 Purpose::Delete => {
                     if let Err(e) = r {
@@ -603,6 +608,25 @@ impl Kernel {
                 self.apply_routes([(p, Some(nh))].into()).await;
                 Ok(())
             }
+            KernelCmd::Deleted(p) => {
+                if self.installed.contains(&p)
+                    && !self.excluded(&p)
+                    && let Some(nh) = self.wanted.get(&p).cloned()
+                {
+                    tracing::warn!(target: "bgp.kernel", event = "route_restored", prefix = %p, "our route was deleted by someone else; putting it back");
+                    self.owned.remove(&p);
+                    self.installed.remove(&p);
+                    self.stats.restored();
+                    self.apply_routes([(p, Some(nh))].into()).await;
+                    Ok(())
+                } else if self.blackholes.contains(&p) && !self.wanted.contains_key(&p) {
+                    self.owned.remove(&p);
+                    self.stats.restored();
+                    self.blackhole(p).await
+                } else {
+                    Ok(())
+                }
+            }
             KernelCmd::Vacated(p) => {
                 if self.conflicts.contains(&p)
                     && let Some(nh) = self.wanted.get(&p).cloned()
@@ -670,7 +694,6 @@ impl Kernel {
                 let _ = reply.send(self.read().await.map_err(|e| e.to_string()));
                 Ok(())
             }
-            KernelCmd::Resync => self.resync().await,
             KernelCmd::Flush(done) => {
                 let r = self.flush().await;
                 let _ = done.send(());
@@ -690,6 +713,10 @@ impl Kernel {
         }
         self.installed.clear();
         self.owned.clear();
+        // Shutting down: nothing is wanted any more, so the route monitor's reports of these
+        // deletions (and a resync) put nothing back.
+        self.wanted.clear();
+        self.blackholes.clear();
         Ok(())
     }
 

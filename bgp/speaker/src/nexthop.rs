@@ -10,10 +10,10 @@
 //! pass in case the monitor lost messages.
 //!
 //! A socket filter drops the notifications of our own route additions in the kernel (they
-//! are most of the traffic when we install a large table). The same monitor notices when one of our routes is deleted by someone else and asks the
-//! kernel task to put it back ([`KernelCmd::Resync`], debounced) instead of waiting for the
-//! periodic resync, and tells it when another protocol's route goes
-//! ([`KernelCmd::Vacated`]), so a prefix that route held against ours gets ours at once.
+//! are most of the traffic when we install a large table). The same monitor tells the kernel task
+//! when one of our routes is deleted ([`KernelCmd::Deleted`]: put back at once if still
+//! wanted) and when another protocol's route goes ([`KernelCmd::Vacated`]: a prefix that
+//! route held against ours gets ours).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -35,8 +35,6 @@ use crate::kernel::KernelCmd;
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Every tracked next hop is resolved again this often even without a change seen.
 pub const REFRESH: Duration = Duration::from_secs(30);
-/// A deletion of one of our routes asks for a kernel resync this long after it was seen.
-pub const RESYNC_AFTER: Duration = Duration::from_secs(1);
 
 /// What the instance task asks.
 #[derive(Debug)]
@@ -171,8 +169,10 @@ impl Tracker {
         }
     }
 
-    /// What a monitor message calls for: (resolve next hops again, resync our routes).
-    fn classify(&self, m: &RouteNetlinkMessage) -> (bool, bool) {
+    /// Whether a monitor message calls for resolving the next hops again; deletions are also
+    /// passed to the kernel task (ours: put back if still wanted; others': maybe a conflict
+    /// vacated).
+    fn classify(&self, m: &RouteNetlinkMessage) -> bool {
         if let RouteNetlinkMessage::DelRoute(r) = m
             && !self.is_ours(r)
             && let (Some(k), Some(p)) = (&self.kernel, crate::kernel::route_prefix(r))
@@ -181,22 +181,27 @@ impl Tracker {
             let _ = k.send(KernelCmd::Vacated(p));
         }
         match m {
-            RouteNetlinkMessage::NewRoute(r) if self.is_ours(r) => (false, false),
-            RouteNetlinkMessage::DelRoute(r) if self.is_ours(r) => (false, true),
+            RouteNetlinkMessage::NewRoute(r) if self.is_ours(r) => false,
+            RouteNetlinkMessage::DelRoute(r) if self.is_ours(r) => {
+                if let (Some(k), Some(p)) = (&self.kernel, crate::kernel::route_prefix(r)) {
+                    // The kernel task knows whether it deleted this itself.
+                    let _ = k.send(KernelCmd::Deleted(p));
+                }
+                true
+            }
             RouteNetlinkMessage::NewRoute(_)
             | RouteNetlinkMessage::DelRoute(_)
             | RouteNetlinkMessage::NewAddress(_)
             | RouteNetlinkMessage::DelAddress(_)
             | RouteNetlinkMessage::NewLink(_)
-            | RouteNetlinkMessage::DelLink(_) => (true, false),
-            _ => (false, false),
+            | RouteNetlinkMessage::DelLink(_) => true,
+            _ => false,
         }
     }
 
     /// Serve until the command channel closes.
     pub async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<NhCmd>) {
         let mut resolve_due: Option<tokio::time::Instant> = None;
-        let mut resync_due: Option<tokio::time::Instant> = None;
         let mut tick = tokio::time::interval(REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -217,15 +222,11 @@ impl Tracker {
                 },
                 m = self.monitor.next(), if monitor_open => match m {
                     Some((msg, _)) => {
-                        if let NetlinkPayload::InnerMessage(inner) = &msg.payload {
-                            let (resolve, resync) = self.classify(inner);
-                            let now = tokio::time::Instant::now();
-                            if resolve && !self.tracked.is_empty() {
-                                resolve_due.get_or_insert(now + DEBOUNCE);
-                            }
-                            if resync && self.kernel.is_some() {
-                                resync_due.get_or_insert(now + RESYNC_AFTER);
-                            }
+                        if let NetlinkPayload::InnerMessage(inner) = &msg.payload
+                            && self.classify(inner)
+                            && !self.tracked.is_empty()
+                        {
+                            resolve_due.get_or_insert(tokio::time::Instant::now() + DEBOUNCE);
                         }
                     }
                     None => {
@@ -236,12 +237,6 @@ impl Tracker {
                 _ = sleep_until(resolve_due) => {
                     resolve_due = None;
                     self.resolve_all().await;
-                }
-                _ = sleep_until(resync_due) => {
-                    resync_due = None;
-                    if let Some(k) = &self.kernel {
-                        let _ = k.send(KernelCmd::Resync);
-                    }
                 }
                 _ = tick.tick() => self.resolve_all().await,
             }
