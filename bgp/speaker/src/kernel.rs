@@ -424,9 +424,7 @@ impl Kernel {
                     } else {
                         self.conflicts.remove(&p);
                         if self.owned.remove(&p) {
-                            let mut msg = self.base(&p).scope(RouteScope::NoWhere).build();
-                            msg.header.kind = RouteType::Unspec;
-                            ops.push((p, Purpose::Delete, Op::Delete(msg)));
+                            ops.push((p, Purpose::Delete, Op::Delete(self.delete_msg(&p))));
                         }
                     }
                 }
@@ -516,13 +514,9 @@ impl Kernel {
     /// route of another protocol at the same table and metric alone (a conflict, reported).
     /// Returns whether the kernel now holds ours.
     async fn write(&mut self, prefix: Prefix, m: RouteMessage) -> Result<bool, Error> {
-        let req = self.handle.route().add(m);
         let started = std::time::Instant::now();
-        let res = if self.owned.contains(&prefix) {
-            req.replace().execute().await
-        } else {
-            req.execute().await
-        };
+        let replace = self.owned.contains(&prefix);
+        let res = execute(self.handle.clone(), Op::Write { msg: m, replace }).await;
         let took = started.elapsed();
         let out = self.settle_write(prefix, res, took);
         self.stats.set_conflicts(self.conflicts.len());
@@ -585,21 +579,18 @@ impl Kernel {
             // Not ours: nothing to delete (and never someone else's route).
             return Ok(());
         }
-        for _ in 0..32 {
-            let mut m = self.base(&prefix).scope(RouteScope::NoWhere).build();
-            m.header.kind = RouteType::Unspec;
-            match self.handle.route().del(m).execute().await {
-                Ok(()) => {}
-                Err(e) if errno(&e) == Some(libc::ESRCH) || errno(&e) == Some(libc::ENOENT) => {
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.stats.failure();
-                    return Err(nl_err("delete route")(e));
-                }
-            }
-        }
-        Ok(())
+        let op = Op::Delete(self.delete_msg(&prefix));
+        execute(self.handle.clone(), op).await.map_err(|e| {
+            self.stats.failure();
+            nl_err("delete route")(e)
+        })
+    }
+
+    /// The message deleting our route for `prefix` (our protocol, table and metric).
+    fn delete_msg(&self, prefix: &Prefix) -> RouteMessage {
+        let mut m = self.base(prefix).scope(RouteScope::NoWhere).build();
+        m.header.kind = RouteType::Unspec;
+        m
     }
 
     async fn command(&mut self, cmd: KernelCmd) {
